@@ -1,0 +1,479 @@
+/*
+ * libagentws — stream AI-agent lifecycle events to WebSocket clients.
+ *
+ * Threading: all objects are bound to the thread running their uv loop; no
+ * function is thread-safe unless its documentation says so. Callbacks run
+ * only on the loop thread. Thread-safe: agentws_version*, agentws_strerror*,
+ * agentws_err_*, agentws_manager_post, agentws_manager_stop.
+ *
+ * Errors: fallible functions return 0 or a negative code: AGENTWS_ERR_* in
+ * -1000..-1999 (codes <= -1900 are fatal), or a libuv status (-errno) passed
+ * through unchanged. agentws_strerror() names any of them.
+ *
+ * Ownership: inputs are borrowed and copied before a function returns unless
+ * its documentation says otherwise. Pointers given to callbacks are valid
+ * only until the callback returns.
+ *
+ * ABI: see README "ABI promise". Every symbol says the version it appeared in.
+ */
+#ifndef AGENTWS_H
+#define AGENTWS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "agentws_version.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32)
+#  ifdef BUILDING_AGENTWS
+#    define AGENTWS_EXTERN __declspec(dllexport)
+#  else
+#    define AGENTWS_EXTERN __declspec(dllimport)
+#  endif
+#elif defined(BUILDING_AGENTWS) && defined(__GNUC__)
+#  define AGENTWS_EXTERN __attribute__((visibility("default")))
+#else
+#  define AGENTWS_EXTERN
+#endif
+
+#if defined(__GNUC__)
+#  define AGENTWS_DEPRECATED(ver, msg)                                      \
+    __attribute__((deprecated("since " #ver ": " msg)))
+#else
+#  define AGENTWS_DEPRECATED(ver, msg)
+#endif
+
+/* libuv's uv_loop_t is `typedef struct uv_loop_s uv_loop_t;`. */
+struct uv_loop_s;
+
+/* A server: listeners, connections, timers; bound to one uv loop. */
+typedef struct agentws_manager agentws_manager;
+/* Options for a manager; copied by agentws_manager_new*(). */
+typedef struct agentws_config agentws_config;
+/* The host's hooks; copied by agentws_manager_new*(). */
+typedef struct agentws_callbacks agentws_callbacks;
+
+/* ---------------------------------------------------------------- errors */
+
+/*
+ * Error codes. Numbers are never renumbered or reused; codes <= -1900 are
+ * fatal (the manager cannot continue). libuv statuses (e.g. UV_EADDRINUSE)
+ * pass through unchanged.
+ */
+enum agentws_error {
+  /* An argument is NULL, empty or malformed. */
+  AGENTWS_ERR_INVALID_ARGUMENT = -1001,
+  /* A numeric option is outside its documented range. */
+  AGENTWS_ERR_OUT_OF_RANGE = -1002,
+  /* The object is not in a state that allows the call (e.g. closing). */
+  AGENTWS_ERR_INVALID_STATE = -1003,
+  /* No open connection has that id. */
+  AGENTWS_ERR_NOT_FOUND = -1004,
+  /* The call was made from a thread it is not allowed on. */
+  AGENTWS_ERR_WRONG_THREAD = -1005,
+  /* The connection is closing; nothing more can be sent on it. */
+  AGENTWS_ERR_CLOSING = -1006,
+  /* The connection's send queue bound was exceeded: it is being closed
+   * with 1013 "slow consumer". */
+  AGENTWS_ERR_QUEUE_FULL = -1007,
+  /* A message is larger than the configured maximum. */
+  AGENTWS_ERR_TOO_BIG = -1008,
+  /* A text message or close reason is not valid UTF-8. */
+  AGENTWS_ERR_INVALID_UTF8 = -1009,
+  /* A host callback returned nonzero. */
+  AGENTWS_ERR_CALLBACK_FAILURE = -1010,
+  /* A close code that may not be sent (RFC 6455 §7.4). */
+  AGENTWS_ERR_INVALID_CLOSE_CODE = -1011,
+  /* A configured limit was reached (e.g. max connections). */
+  AGENTWS_ERR_LIMIT = -1012,
+  /* Out of memory. Fatal. */
+  AGENTWS_ERR_NOMEM = -1900,
+  /* An internal invariant failed or a dependency misbehaved. Fatal. */
+  AGENTWS_ERR_INTERNAL = -1901
+};
+
+/*
+ * Returns a static English description of |err| (an AGENTWS_ERR_* code, a
+ * libuv status or 0), never NULL. Thread-safe. Since: 0.1
+ */
+AGENTWS_EXTERN const char *agentws_strerror(int err);
+
+/*
+ * Returns the static symbolic name of |err| ("AGENTWS_ERR_NOMEM",
+ * "EADDRINUSE", "OK"), never NULL. Thread-safe. Since: 0.1
+ */
+AGENTWS_EXTERN const char *agentws_err_name(int err);
+
+/*
+ * Copies agentws_strerror(|err|) into |buf| of |len| bytes, NUL-terminated
+ * and truncated if needed. Returns 0, or AGENTWS_ERR_INVALID_ARGUMENT if
+ * |buf| is NULL or |len| is 0. Thread-safe. Since: 0.1
+ */
+AGENTWS_EXTERN int agentws_strerror_r(int err, char *buf, size_t len);
+
+/* Returns 1 if |err| is fatal (<= -1900 and >= -1999), else 0.
+ * Thread-safe. Since: 0.1 */
+AGENTWS_EXTERN int agentws_err_is_fatal(int err);
+
+/* --------------------------------------------------------------- version */
+
+/* Returns AGENTWS_VERSION_NUM of the loaded library (0xMMmmpp), which may
+ * differ from the header's. Thread-safe. Since: 0.1 */
+AGENTWS_EXTERN unsigned agentws_version(void);
+
+/* Returns the loaded library's version, e.g. "0.1.0". Thread-safe.
+ * Since: 0.1 */
+AGENTWS_EXTERN const char *agentws_version_string(void);
+
+/* ------------------------------------------------------ WebSocket values */
+
+/* Message types, passed as int. */
+#define AGENTWS_MSG_TEXT 1
+#define AGENTWS_MSG_BINARY 2
+
+/* Close codes the library itself sends or reports (README "Close codes"). */
+#define AGENTWS_CLOSE_NORMAL 1000
+#define AGENTWS_CLOSE_GOING_AWAY 1001        /* shutdown, idle timeout */
+#define AGENTWS_CLOSE_PROTOCOL_ERROR 1002    /* bad framing from the peer */
+#define AGENTWS_CLOSE_NO_STATUS 1005         /* reported: close had no code */
+#define AGENTWS_CLOSE_ABNORMAL 1006          /* reported: no close frame */
+#define AGENTWS_CLOSE_INVALID_PAYLOAD 1007   /* invalid UTF-8 text */
+#define AGENTWS_CLOSE_POLICY_VIOLATION 1008
+#define AGENTWS_CLOSE_MESSAGE_TOO_BIG 1009   /* over max_message_size */
+#define AGENTWS_CLOSE_INTERNAL_ERROR 1011    /* callback failure, no memory */
+#define AGENTWS_CLOSE_TRY_AGAIN_LATER 1013   /* slow consumer */
+
+/* ---------------------------------------------------------------- config */
+
+/*
+ * Creates a config holding every default. On success stores it in |*out| and
+ * returns 0; AGENTWS_ERR_INVALID_ARGUMENT if |out| is NULL;
+ * AGENTWS_ERR_NOMEM. Free with agentws_config_free(). A config may be used
+ * for any number of managers, which copy it. Not thread-safe (the object).
+ * Since: 0.1
+ */
+AGENTWS_EXTERN int agentws_config_new(agentws_config **out);
+
+/* Frees |cfg|; NULL is ignored. Since: 0.1 */
+AGENTWS_EXTERN void agentws_config_free(agentws_config *cfg);
+
+/*
+ * Setters. Each returns 0, AGENTWS_ERR_INVALID_ARGUMENT (NULL cfg or bad
+ * string), AGENTWS_ERR_OUT_OF_RANGE (value outside the range given), or
+ * AGENTWS_ERR_NOMEM; on error the config is unchanged. Strings are copied.
+ * Since: 0.1 for all.
+ */
+
+/* Path of the WebSocket endpoint: starts with '/', no '?', <= 255 bytes.
+ * Default "/ws". */
+AGENTWS_EXTERN int agentws_config_set_ws_path(agentws_config *cfg,
+                                              const char *path);
+
+/* Largest inbound message (after reassembly), 1 .. 2^31 bytes.
+ * Larger: close 1009. Default 1048576 (1 MiB). */
+AGENTWS_EXTERN int agentws_config_set_max_message_size(agentws_config *cfg,
+                                                       uint64_t bytes);
+
+/* Bytes a connection may have queued for sending, 1024 .. 2^32. Past it the
+ * connection is closed with 1013 "slow consumer". A single message is always
+ * accepted into an empty queue. Default 1048576. */
+AGENTWS_EXTERN int agentws_config_set_max_queued_bytes(agentws_config *cfg,
+                                                       uint64_t bytes);
+
+/* Largest HTTP request head, 256 .. 65536 bytes (larger: 431).
+ * Default 8192. */
+AGENTWS_EXTERN int agentws_config_set_max_header_bytes(agentws_config *cfg,
+                                                       uint64_t bytes);
+
+/* Most header lines in a request head, 4 .. 256 (more: 431). Default 64. */
+AGENTWS_EXTERN int agentws_config_set_max_headers(agentws_config *cfg,
+                                                  int n);
+
+/* Time for a client to send a complete request head, 1 .. 3600000 ms
+ * (slower: 408 and close). Default 10000. */
+AGENTWS_EXTERN int
+agentws_config_set_handshake_timeout_ms(agentws_config *cfg, int64_t ms);
+
+/* Quiet time after which the server pings, 0 (off) or 10 .. 3600000 ms.
+ * Default 30000. */
+AGENTWS_EXTERN int agentws_config_set_ping_interval_ms(agentws_config *cfg,
+                                                       int64_t ms);
+
+/* Time a peer has to answer a ping (with a pong or any data) before the TCP
+ * connection is dropped and reported as 1006, 10 .. 3600000 ms.
+ * Default 10000. */
+AGENTWS_EXTERN int agentws_config_set_pong_timeout_ms(agentws_config *cfg,
+                                                      int64_t ms);
+
+/* Time with no text/binary message in either direction after which the
+ * connection is closed with 1001 "idle timeout", 0 (off) or 10 .. 86400000
+ * ms. Default 0. */
+AGENTWS_EXTERN int agentws_config_set_idle_timeout_ms(agentws_config *cfg,
+                                                      int64_t ms);
+
+/* Time a closing connection gets to drain its queue and finish the close
+ * handshake before the TCP connection is dropped; also the drain deadline of
+ * agentws_manager_close(). 1 .. 600000 ms. Default 5000. */
+AGENTWS_EXTERN int agentws_config_set_close_timeout_ms(agentws_config *cfg,
+                                                       int64_t ms);
+
+/* Most open connections (HTTP and WebSocket), 0 (no limit) .. 10000000.
+ * Past it new handshakes get 503. Default 0. */
+AGENTWS_EXTERN int agentws_config_set_max_connections(agentws_config *cfg,
+                                                      int64_t n);
+
+/* Adds an allowed Origin (exact, e.g. "https://app.example"). Once any is
+ * added, a handshake whose Origin header is present and not listed gets 403.
+ * Requests without Origin (non-browser clients) are not affected. */
+AGENTWS_EXTERN int agentws_config_add_allowed_origin(agentws_config *cfg,
+                                                     const char *origin);
+
+/* Adds a subprotocol the server may select (an HTTP token, <= 64 bytes).
+ * "agentws.v1" is always supported. */
+AGENTWS_EXTERN int agentws_config_add_subprotocol(agentws_config *cfg,
+                                                  const char *name);
+
+/* 1 (default) serves GET /healthz on the listening port; 0 answers 404. */
+AGENTWS_EXTERN int agentws_config_set_healthz(agentws_config *cfg,
+                                              int enabled);
+
+/* Listen backlog, 1 .. 65535. Default 511. */
+AGENTWS_EXTERN int agentws_config_set_listen_backlog(agentws_config *cfg,
+                                                     int n);
+
+/* ------------------------------------------------------------- callbacks */
+
+/*
+ * A connection completed its WebSocket handshake. |conn_id| is unique for the
+ * manager's lifetime and never 0. Since: 0.1
+ */
+typedef void (*agentws_on_open_cb)(agentws_manager *m, uint64_t conn_id,
+                                   void *user_data);
+
+/*
+ * A complete message arrived. |type| is AGENTWS_MSG_TEXT (valid UTF-8) or
+ * AGENTWS_MSG_BINARY; |data| is valid until the callback returns. Return 0;
+ * nonzero closes the connection with 1011 (AGENTWS_ERR_CALLBACK_FAILURE).
+ * Since: 0.1
+ */
+typedef int (*agentws_on_message_cb)(agentws_manager *m, uint64_t conn_id,
+                                     int type, const uint8_t *data,
+                                     size_t len, void *user_data);
+
+/*
+ * A connection that was opened (on_open fired) is gone. |code| is the close
+ * code received from the peer, or the one the server sent, or 1006 if the
+ * TCP connection ended without a close frame; |reason| (|reason_len| bytes,
+ * not NUL-terminated, may be empty) says why. After this callback the id is
+ * invalid. Since: 0.1
+ */
+typedef void (*agentws_on_close_cb)(agentws_manager *m, uint64_t conn_id,
+                                    int code, const char *reason,
+                                    size_t reason_len, void *user_data);
+
+/* agentws_manager_close() finished: every handle is closed. Since: 0.1 */
+typedef void (*agentws_closed_cb)(agentws_manager *m, void *user_data);
+
+/* Work posted with agentws_manager_post(), now on the loop thread.
+ * Since: 0.1 */
+typedef void (*agentws_post_cb)(agentws_manager *m, void *user_data);
+
+/* Creates an empty callbacks object (every hook unset). Returns 0,
+ * AGENTWS_ERR_INVALID_ARGUMENT or AGENTWS_ERR_NOMEM. Since: 0.1 */
+AGENTWS_EXTERN int agentws_callbacks_new(agentws_callbacks **out);
+
+/* Frees |cbs|; NULL is ignored. Since: 0.1 */
+AGENTWS_EXTERN void agentws_callbacks_free(agentws_callbacks *cbs);
+
+/* Hook setters; NULL unsets. Every hook gets the manager's user_data.
+ * A NULL |cbs| is ignored. Since: 0.1 */
+AGENTWS_EXTERN void agentws_callbacks_set_on_open(agentws_callbacks *cbs,
+                                                  agentws_on_open_cb cb);
+AGENTWS_EXTERN void
+agentws_callbacks_set_on_message(agentws_callbacks *cbs,
+                                 agentws_on_message_cb cb);
+AGENTWS_EXTERN void agentws_callbacks_set_on_close(agentws_callbacks *cbs,
+                                                   agentws_on_close_cb cb);
+
+/* --------------------------------------------------------------- manager */
+
+/*
+ * Creates a manager on the host's running or not-yet-running |loop| (a
+ * uv_loop_t*). |cfg| (NULL: defaults) and |cbs| (NULL: no hooks) are copied;
+ * |user_data| is passed to every callback. Returns 0, or
+ * AGENTWS_ERR_INVALID_ARGUMENT, AGENTWS_ERR_NOMEM, or a libuv status.
+ * Loop thread only. The loop must outlive the manager; close it with
+ * agentws_manager_close(), then agentws_manager_free(). Since: 0.1
+ */
+AGENTWS_EXTERN int agentws_manager_new(agentws_manager **out,
+                                       struct uv_loop_s *loop,
+                                       const agentws_config *cfg,
+                                       const agentws_callbacks *cbs,
+                                       void *user_data);
+
+/*
+ * Creates a manager that owns its loop and will run it on its own thread,
+ * for hosts without libuv (e.g. Python through ctypes). Configure and
+ * agentws_manager_listen() on the calling thread, then
+ * agentws_manager_start(); from then on callbacks run on the library's
+ * thread and the host uses only thread-safe calls (or calls made from inside
+ * callbacks). Stop with agentws_manager_stop(), then agentws_manager_free().
+ * Returns as agentws_manager_new(). Since: 0.1
+ */
+AGENTWS_EXTERN int agentws_manager_new_threaded(agentws_manager **out,
+                                                const agentws_config *cfg,
+                                                const agentws_callbacks *cbs,
+                                                void *user_data);
+
+/*
+ * Starts the loop thread of a manager made by agentws_manager_new_threaded().
+ * Returns 0, AGENTWS_ERR_INVALID_STATE (not threaded, already started or
+ * stopped), or a libuv status. Call once, from the thread that created it.
+ * Since: 0.1
+ */
+AGENTWS_EXTERN int agentws_manager_start(agentws_manager *m);
+
+/*
+ * Thread-safe. For a threaded manager: closes it gracefully (as
+ * agentws_manager_close()) on its thread and waits until the thread has
+ * ended. Returns 0 (also if already stopped or never started),
+ * AGENTWS_ERR_WRONG_THREAD if called from the loop thread (use
+ * agentws_manager_close() there), or AGENTWS_ERR_INVALID_STATE if |m| is not
+ * threaded. Since: 0.1
+ */
+AGENTWS_EXTERN int agentws_manager_stop(agentws_manager *m);
+
+/*
+ * Listens on |host| (an IPv4 or IPv6 literal, e.g. "127.0.0.1" or "::1";
+ * NULL means "127.0.0.1") and |port| (0 picks a free port). May be called
+ * more than once (e.g. IPv4 and IPv6). If |bound_port| is non-NULL, stores
+ * the port actually bound. Returns 0, AGENTWS_ERR_INVALID_ARGUMENT (bad host
+ * or port), AGENTWS_ERR_INVALID_STATE (closing), AGENTWS_ERR_NOMEM, or a
+ * libuv status (UV_EADDRINUSE, ...). Loop thread only, or before
+ * agentws_manager_start() for a threaded manager. Since: 0.1
+ */
+AGENTWS_EXTERN int agentws_manager_listen(agentws_manager *m,
+                                          const char *host, int port,
+                                          int *bound_port);
+
+/*
+ * Takes over |fd|, a connected TCP socket the host accepted, plus the |len|
+ * bytes it already read from it (|data|, copied; may be 0/NULL), which must
+ * be the start of the HTTP request. The library then owns the socket and
+ * closes it. The handshake continues on the next loop iteration, so no
+ * callback fires before this returns. On success stores the connection id in
+ * |*conn_id| (may be NULL). Returns 0, AGENTWS_ERR_INVALID_ARGUMENT,
+ * AGENTWS_ERR_INVALID_STATE (closing), AGENTWS_ERR_TOO_BIG (|len| over
+ * max_header_bytes), AGENTWS_ERR_NOMEM or a libuv status; on failure the host
+ * still owns |fd|. Loop thread only. Since: 0.1
+ */
+AGENTWS_EXTERN int agentws_manager_adopt(agentws_manager *m, int fd,
+                                         const uint8_t *data, size_t len,
+                                         uint64_t *conn_id);
+
+/*
+ * Closes gracefully: stops listening, sends close 1001 "server shutdown" to
+ * every WebSocket connection, lets queues drain for up to close_timeout_ms,
+ * then closes every socket, timer and async handle and calls |cb| (may be
+ * NULL) on the loop thread. Afterwards uv_loop_close() can succeed. Returns 0,
+ * AGENTWS_ERR_INVALID_STATE (already closing), or AGENTWS_ERR_WRONG_THREAD
+ * for a started threaded manager (use agentws_manager_stop()). Loop thread
+ * only; allowed inside callbacks (the close proceeds after they return). If
+ * it fails, |cb| never fires. Since: 0.1
+ */
+AGENTWS_EXTERN int agentws_manager_close(agentws_manager *m,
+                                         agentws_closed_cb cb,
+                                         void *user_data);
+
+/*
+ * Frees |m| (NULL is ignored). A host-loop manager should be freed after its
+ * agentws_manager_close() callback fired; if it is not closed yet, this
+ * starts the graceful close and the memory is released when the close
+ * completes, so the host must keep running the loop. A threaded manager is
+ * stopped first if needed, then its loop is closed. Not from inside a
+ * callback of |m|. Since: 0.1
+ */
+AGENTWS_EXTERN void agentws_manager_free(agentws_manager *m);
+
+/* Returns the user_data given at creation or set later. Loop thread, or any
+ * thread if the host synchronizes with setters itself. Since: 0.1 */
+AGENTWS_EXTERN void *agentws_manager_get_user_data(agentws_manager *m);
+
+/* Replaces the user_data passed to callbacks. Loop thread only.
+ * Since: 0.1 */
+AGENTWS_EXTERN void agentws_manager_set_user_data(agentws_manager *m,
+                                                  void *user_data);
+
+/*
+ * Thread-safe: runs |cb|(m, |user_data|) on the loop thread soon. Calls from
+ * one thread run in order. Returns 0, AGENTWS_ERR_INVALID_ARGUMENT,
+ * AGENTWS_ERR_INVALID_STATE (closed or closing: |cb| will not run) or
+ * AGENTWS_ERR_NOMEM. A posted callback that was accepted always runs, even
+ * if the manager starts closing before. Since: 0.1
+ */
+AGENTWS_EXTERN int agentws_manager_post(agentws_manager *m, agentws_post_cb cb,
+                                        void *user_data);
+
+/* Number of open connections (HTTP and WebSocket). Loop thread only.
+ * Since: 0.1 */
+AGENTWS_EXTERN uint64_t agentws_manager_get_num_connections(agentws_manager *m);
+
+/* ----------------------------------------------------------- connections */
+
+/*
+ * Queues a message of |len| bytes (copied) for connection |conn_id|; it
+ * leaves with the loop iteration's coalesced write. |type| is
+ * AGENTWS_MSG_TEXT (must be valid UTF-8) or AGENTWS_MSG_BINARY. Returns 0,
+ * AGENTWS_ERR_INVALID_ARGUMENT, AGENTWS_ERR_NOT_FOUND, AGENTWS_ERR_CLOSING,
+ * AGENTWS_ERR_INVALID_UTF8, AGENTWS_ERR_QUEUE_FULL (the connection is now
+ * being closed with 1013) or AGENTWS_ERR_NOMEM. Loop thread only; allowed
+ * inside callbacks. Since: 0.1
+ */
+AGENTWS_EXTERN int agentws_conn_send(agentws_manager *m, uint64_t conn_id,
+                                     int type, const uint8_t *data,
+                                     size_t len);
+
+/*
+ * Starts the close handshake with |code| (1000, 1001, 1003, 1007..1011,
+ * 1013, or 3000..4999) and |reason| (UTF-8, <= 123 bytes, may be NULL when
+ * |reason_len| is 0). Queued messages are sent first; the TCP connection is
+ * closed when the peer answers or after close_timeout_ms. on_close fires
+ * later, never inside this call. Closing a connection still in its HTTP
+ * handshake drops it. Returns 0, AGENTWS_ERR_NOT_FOUND, AGENTWS_ERR_CLOSING
+ * (already closing), AGENTWS_ERR_INVALID_CLOSE_CODE,
+ * AGENTWS_ERR_INVALID_ARGUMENT or AGENTWS_ERR_INVALID_UTF8. Loop thread only;
+ * allowed inside callbacks, including for the connection being reported.
+ * Since: 0.1
+ */
+AGENTWS_EXTERN int agentws_conn_close(agentws_manager *m, uint64_t conn_id,
+                                      int code, const char *reason,
+                                      size_t reason_len);
+
+/* Attaches |user_data| to an open connection. Returns 0 or
+ * AGENTWS_ERR_NOT_FOUND. Loop thread only. Since: 0.1 */
+AGENTWS_EXTERN int agentws_conn_set_user_data(agentws_manager *m,
+                                              uint64_t conn_id,
+                                              void *user_data);
+
+/* Stores the connection's user_data (NULL if never set) in |*out|. Returns
+ * 0, AGENTWS_ERR_INVALID_ARGUMENT or AGENTWS_ERR_NOT_FOUND. Loop thread only.
+ * Since: 0.1 */
+AGENTWS_EXTERN int agentws_conn_get_user_data(agentws_manager *m,
+                                              uint64_t conn_id, void **out);
+
+/* Stores the selected subprotocol (static for the connection's life; "" if
+ * the client offered none) in |*out|. Returns 0, AGENTWS_ERR_INVALID_ARGUMENT
+ * or AGENTWS_ERR_NOT_FOUND. Loop thread only. Since: 0.1 */
+AGENTWS_EXTERN int agentws_conn_get_subprotocol(agentws_manager *m,
+                                                uint64_t conn_id,
+                                                const char **out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* AGENTWS_H */

@@ -1,0 +1,37 @@
+#include "agentws_callbacks.h"
+
+#include "agentws_mem.h"
+
+int agentws_callbacks_new(agentws_callbacks **out) {
+  agentws_callbacks *cbs;
+  if (out == NULL)
+    return AGENTWS_ERR_INVALID_ARGUMENT;
+  cbs = agentws__mem_calloc(agentws__mem_default(), 1, sizeof(*cbs));
+  if (cbs == NULL)
+    return AGENTWS_ERR_NOMEM;
+  *out = cbs;
+  return 0;
+}
+
+void agentws_callbacks_free(agentws_callbacks *cbs) {
+  if (cbs != NULL)
+    agentws__mem_free(agentws__mem_default(), cbs);
+}
+
+void agentws_callbacks_set_on_open(agentws_callbacks *cbs,
+                                   agentws_on_open_cb cb) {
+  if (cbs != NULL)
+    cbs->on_open = cb;
+}
+
+void agentws_callbacks_set_on_message(agentws_callbacks *cbs,
+                                      agentws_on_message_cb cb) {
+  if (cbs != NULL)
+    cbs->on_message = cb;
+}
+
+void agentws_callbacks_set_on_close(agentws_callbacks *cbs,
+                                    agentws_on_close_cb cb) {
+  if (cbs != NULL)
+    cbs->on_close = cb;
+}

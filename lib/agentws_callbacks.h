@@ -1,0 +1,13 @@
+/* The host's hooks, kept in an opaque object so new hooks never break ABI. */
+#ifndef AGENTWS_CALLBACKS_H
+#define AGENTWS_CALLBACKS_H
+
+#include "agentws.h"
+
+struct agentws_callbacks {
+  agentws_on_open_cb on_open;       /* handshake done */
+  agentws_on_message_cb on_message; /* complete text/binary message */
+  agentws_on_close_cb on_close;     /* opened connection gone */
+};
+
+#endif /* AGENTWS_CALLBACKS_H */

@@ -1,0 +1,57 @@
+/* The config object: typed options with ranges checked at set time. */
+#ifndef AGENTWS_CONFIG_H
+#define AGENTWS_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "agentws.h"
+#include "agentws_mem.h"
+
+#define AGENTWS__MAX_LIST 32 /* origins / subprotocols kept per config */
+
+/* Bits of agentws_config.set_mask: which options the host gave. */
+enum {
+  AGENTWS__OPT_WS_PATH = 1u << 0,
+  AGENTWS__OPT_MAX_MESSAGE = 1u << 1,
+  AGENTWS__OPT_MAX_QUEUED = 1u << 2,
+  AGENTWS__OPT_MAX_HEADER_BYTES = 1u << 3,
+  AGENTWS__OPT_MAX_HEADERS = 1u << 4,
+  AGENTWS__OPT_HANDSHAKE_TIMEOUT = 1u << 5,
+  AGENTWS__OPT_PING_INTERVAL = 1u << 6,
+  AGENTWS__OPT_PONG_TIMEOUT = 1u << 7,
+  AGENTWS__OPT_IDLE_TIMEOUT = 1u << 8,
+  AGENTWS__OPT_CLOSE_TIMEOUT = 1u << 9,
+  AGENTWS__OPT_MAX_CONNECTIONS = 1u << 10,
+  AGENTWS__OPT_ORIGINS = 1u << 11,
+  AGENTWS__OPT_SUBPROTOCOLS = 1u << 12,
+  AGENTWS__OPT_HEALTHZ = 1u << 13,
+  AGENTWS__OPT_BACKLOG = 1u << 14
+};
+
+struct agentws_config {
+  const agentws__mem *mem;   /* allocator of this object */
+  uint32_t set_mask;         /* AGENTWS__OPT_* given by the host */
+  char *ws_path;             /* owned; "/ws" by default */
+  uint64_t max_message_size; /* inbound message bound (1009 past it) */
+  uint64_t max_queued_bytes; /* outbound queue bound (1013 past it) */
+  uint64_t max_header_bytes; /* request head bound (431 past it) */
+  int max_headers;           /* header line bound (431 past it) */
+  int64_t handshake_timeout_ms; /* head must arrive within (408) */
+  int64_t ping_interval_ms;  /* quiet time before a ping; 0 = off */
+  int64_t pong_timeout_ms;   /* answer time after a ping */
+  int64_t idle_timeout_ms;   /* no messages -> 1001; 0 = off */
+  int64_t close_timeout_ms;  /* close handshake / drain deadline */
+  int64_t max_connections;   /* WebSocket connections; 0 = no limit */
+  int healthz;               /* serve GET /healthz */
+  int listen_backlog;        /* listen(2) backlog */
+  char *origins[AGENTWS__MAX_LIST];      /* owned, allow-list */
+  size_t num_origins;
+  char *subprotocols[AGENTWS__MAX_LIST]; /* owned; [0] is "agentws.v1" */
+  size_t num_subprotocols;
+};
+
+/* Deep copy of |src| (or of the defaults when |src| is NULL). */
+int agentws__config_copy(agentws_config **out, const agentws_config *src);
+
+#endif /* AGENTWS_CONFIG_H */

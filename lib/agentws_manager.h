@@ -1,0 +1,44 @@
+/* The manager: owns config, callbacks, the transport and the loop thread. */
+#ifndef AGENTWS_MANAGER_H
+#define AGENTWS_MANAGER_H
+
+#include <uv.h>
+
+#include "agentws.h"
+#include "agentws_callbacks.h"
+#include "agentws_config.h"
+#include "agentws_transport.h"
+
+/* One posted call waiting for the loop thread. */
+typedef struct agentws__post {
+  agentws_post_cb cb;         /* host function */
+  void *user_data;            /* its argument */
+  struct agentws__post *next; /* FIFO link */
+} agentws__post;
+
+struct agentws_manager {
+  const agentws__mem *mem;   /* allocator */
+  agentws_config *cfg;       /* owned copy */
+  agentws_callbacks cbs;     /* copy of the host's hooks */
+  void *user_data;           /* passed to every host callback */
+  uv_loop_t *loop;           /* host's, or own_loop */
+  uv_loop_t *own_loop;       /* threaded mode: allocated here */
+  uv_thread_t thread;        /* threaded mode: runs own_loop */
+  uv_thread_t loop_thread;   /* thread the loop runs on (for checks) */
+  int threaded;              /* created by agentws_manager_new_threaded */
+  int started;               /* thread started */
+  int joined;                /* thread joined */
+  int closing;               /* close began */
+  int closed;                /* close finished: handles all closed */
+  int free_on_closed;        /* agentws_manager_free() came first */
+  agentws_closed_cb closed_cb;   /* host's, from agentws_manager_close */
+  void *closed_ud;
+  uv_async_t async;          /* wakes the loop for posts and stop */
+  uv_mutex_t lock;           /* guards the post queue and post_closed */
+  agentws__post *post_head, *post_tail; /* FIFO of posted calls */
+  int post_closed;           /* no more posts accepted */
+  int stop_requested;        /* agentws_manager_stop() asked (under lock) */
+  agentws__transport transport; /* sockets and framing (large: read buf) */
+};
+
+#endif /* AGENTWS_MANAGER_H */

@@ -1,0 +1,175 @@
+/*
+ * The HTTP phase of a connection: collect the request head (bounded), route
+ * it (WebSocket path, /healthz, 404), run the handshake, answer, and hand
+ * bytes pipelined after the head to the WebSocket phase.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "agentws_handshake.h"
+#include "agentws_transport.h"
+
+#define RESPONSE_MAX 1024
+
+void agentws__upgrade_refuse(agentws__conn *c, int status, const char *body) {
+  char resp[RESPONSE_MAX];
+  int n = agentws__http_write_error(resp, sizeof(resp), status, body);
+  agentws__buf_free(&c->head, c->t->mem);
+  c->state = AGENTWS__CONN_LINGER;
+  agentws__conn_set_timer(c, AGENTWS__TL_CLOSING);
+  if (n < 0 || agentws__writer_append(c, resp, (size_t)n, 1) != 0) {
+    agentws__conn_kill(c, 0, NULL);
+    return;
+  }
+}
+
+static void answer_healthz(agentws__conn *c,
+                           const agentws__http_request *req) {
+  agentws__transport *t = c->t;
+  char body[256], resp[RESPONSE_MAX];
+  int blen, n;
+  if (!agentws__http_ieq(req->method, req->method_len, "GET")) {
+    agentws__upgrade_refuse(c, 405, "only GET is allowed here");
+    return;
+  }
+  blen = snprintf(body, sizeof(body),
+                  "{\"status\":\"%s\",\"connections\":%llu,"
+                  "\"websockets\":%llu,\"uptime_ms\":%llu}\n",
+                  t->closing ? "closing" : "ok",
+                  (unsigned long long)t->num_conns,
+                  (unsigned long long)t->num_ws,
+                  (unsigned long long)(uv_now(t->loop) - t->started_ms));
+  n = agentws__http_write_ok(resp, sizeof(resp), "application/json", body,
+                             (size_t)blen);
+  agentws__buf_free(&c->head, t->mem);
+  c->state = AGENTWS__CONN_LINGER;
+  agentws__conn_set_timer(c, AGENTWS__TL_CLOSING);
+  if (n < 0 || agentws__writer_append(c, resp, (size_t)n, 1) != 0)
+    agentws__conn_kill(c, 0, NULL);
+}
+
+/* Path of the request-target without its query string. */
+static size_t path_len(const agentws__http_request *req) {
+  const char *q = memchr(req->target, '?', req->target_len);
+  return q != NULL ? (size_t)(q - req->target) : req->target_len;
+}
+
+static int path_is(const agentws__http_request *req, const char *path) {
+  size_t n = path_len(req);
+  return n == strlen(path) && memcmp(req->target, path, n) == 0;
+}
+
+/* Switches to WebSocket: 101, on_open, then the pipelined bytes. */
+static void open_ws(agentws__conn *c, const agentws__hs_result *res,
+                    const uint8_t *rest, size_t rest_len) {
+  agentws__transport *t = c->t;
+  char resp[RESPONSE_MAX];
+  const char *proto =
+      res->subprotocol >= 0 ? t->cfg->subprotocols[res->subprotocol] : NULL;
+  int n = agentws__handshake_write_101(resp, sizeof(resp), res->key,
+                                       res->key_len, proto);
+  if (n < 0 || agentws__writer_append(c, resp, (size_t)n, 1) != 0) {
+    agentws__conn_kill(c, 0, NULL);
+    return;
+  }
+  c->subprotocol = proto != NULL ? proto : "";
+  c->state = AGENTWS__CONN_WS;
+  c->opened = 1;
+  t->num_ws++;
+  agentws__conn_set_timer(c, t->cfg->ping_interval_ms > 0
+                                 ? AGENTWS__TL_ACTIVE
+                                 : AGENTWS__TL_OPEN);
+  agentws__conn_touch_msg(c);
+  if (t->hooks.on_open != NULL)
+    t->hooks.on_open(c, t->hooks.user_data);
+  if (rest_len > 0 && c->state == AGENTWS__CONN_WS)
+    agentws__ws_feed(c, rest, rest_len);
+}
+
+static void route(agentws__conn *c, const agentws__http_request *req,
+                  const uint8_t *rest, size_t rest_len) {
+  agentws__transport *t = c->t;
+  const agentws_config *cfg = t->cfg;
+  agentws__hs_policy pol;
+  agentws__hs_result res;
+  if (cfg->healthz && path_is(req, "/healthz")) {
+    answer_healthz(c, req);
+    return;
+  }
+  if (!path_is(req, cfg->ws_path)) {
+    agentws__upgrade_refuse(c, 404, "not found");
+    return;
+  }
+  pol.origins = (const char *const *)cfg->origins;
+  pol.num_origins = cfg->num_origins;
+  pol.subprotocols = (const char *const *)cfg->subprotocols;
+  pol.num_subprotocols = cfg->num_subprotocols;
+  agentws__handshake_check(req, &pol, &res);
+  if (res.status != 101) {
+    agentws__upgrade_refuse(c, res.status, res.reason);
+    return;
+  }
+  if (t->closing) {
+    agentws__upgrade_refuse(c, 503, "server shutting down");
+    return;
+  }
+  if (cfg->max_connections > 0 &&
+      t->num_ws >= (uint64_t)cfg->max_connections) {
+    agentws__upgrade_refuse(c, 503, "too many connections");
+    return;
+  }
+  open_ws(c, &res, rest, rest_len);
+}
+
+void agentws__upgrade_feed(agentws__conn *c, const uint8_t *data,
+                           size_t len, int in_head) {
+  agentws__transport *t = c->t;
+  const agentws__mem *mem = t->mem;
+  size_t limit = t->cfg->max_header_bytes;
+  agentws__http_request req;
+  const uint8_t *p = data;
+  size_t plen = len;
+  int r;
+  if (!in_head && c->head.len > 0) {
+    /* Bounded: at most one read beyond the limit is ever held. */
+    if (agentws__buf_append(&c->head, mem, data, len) != 0) {
+      agentws__conn_kill(c, 0, NULL);
+      return;
+    }
+    p = c->head.data;
+    plen = c->head.len;
+  } else if (in_head) {
+    p = c->head.data;
+    plen = c->head.len;
+  }
+  memset(&req, 0, sizeof(req));
+  req.headers = t->hdrs;
+  req.num_headers = (size_t)t->cfg->max_headers;
+  r = agentws__http_parse_request((const char *)p, plen, &req);
+  if (r == AGENTWS__HTTP_PARTIAL) {
+    if (plen >= limit) {
+      agentws__upgrade_refuse(c, 431, "request head too large");
+      return;
+    }
+    if (p == data && !in_head &&
+        agentws__buf_append(&c->head, mem, data, len) != 0)
+      agentws__conn_kill(c, 0, NULL);
+    return;
+  }
+  if (r == AGENTWS__HTTP_TOO_MANY || (r > 0 && (size_t)r > limit)) {
+    agentws__upgrade_refuse(c, 431, "request head too large");
+    return;
+  }
+  if (r < 0) {
+    agentws__upgrade_refuse(c, 400, "malformed request");
+    return;
+  }
+  /* Routing may free c->head, so the rest is fed from the same memory
+   * before that happens: open_ws() runs before the buffer is released. */
+  {
+    agentws__buf held = c->head;
+    memset(&c->head, 0, sizeof(c->head));
+    route(c, &req, p + r, plen - (size_t)r);
+    agentws__buf_free(&held, mem);
+  }
+}
