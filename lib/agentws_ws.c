@@ -19,6 +19,7 @@ struct agentws__ws_slot {
   agentws__conn *conn;         /* borrower, NULL while pooled */
   const uint8_t *rx;           /* input being fed */
   size_t rx_len, rx_off;
+  int nomem;                   /* send_cb ran out of memory */
   agentws__ws_slot *next;      /* pool link */
 };
 
@@ -51,6 +52,7 @@ static ssize_t send_cb(wslay_event_context_ptr ctx, const uint8_t *data,
   if (c->our_close || c->state == AGENTWS__CONN_DEAD)
     return (ssize_t)len;
   if (agentws__writer_append(c, data, len, 1) != 0) {
+    s->nomem = 1;
     wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
     return -1;
   }
@@ -96,6 +98,9 @@ static void msg_cb(wslay_event_context_ptr ctx,
   agentws__transport *t = c->t;
   int rv;
   if (a->opcode == WSLAY_CONNECTION_CLOSE) {
+    if (a->msg_length == 1) /* a body must start with a 2-byte code */
+      agentws__ws_close(c, AGENTWS_CLOSE_PROTOCOL_ERROR, "protocol error",
+                        14, 1);
     c->close_received = 1;
     if (!c->our_close)
       agentws__conn_set_close_info(
@@ -104,9 +109,15 @@ static void msg_cb(wslay_event_context_ptr ctx,
           a->msg_length > 2 ? a->msg_length - 2 : 0);
     return;
   }
+  if (a->opcode == WSLAY_PING) {
+    /* wslay queued the pong; send it now so it precedes anything the host
+     * sends in answer to the messages after the ping. */
+    wslay_event_send(ctx);
+    return;
+  }
   if ((a->opcode != WSLAY_TEXT_FRAME && a->opcode != WSLAY_BINARY_FRAME) ||
       c->state != AGENTWS__CONN_WS)
-    return; /* pings are answered by wslay; data after our close ignored */
+    return; /* data after our close frame is ignored */
   agentws__conn_touch_msg(c);
   if (t->hooks.on_message == NULL)
     return;
@@ -190,7 +201,17 @@ void agentws__ws_feed(agentws__conn *c, const uint8_t *data, size_t len) {
   if (c->state == AGENTWS__CONN_DEAD)
     return;
   if (rv != 0) {
-    agentws__conn_kill(c, AGENTWS_CLOSE_INTERNAL_ERROR, "out of memory");
+    if (rv == WSLAY_ERR_NOMEM || s->nomem) {
+      agentws__conn_kill(c, AGENTWS_CLOSE_INTERNAL_ERROR, "out of memory");
+      return;
+    }
+    /* The frame layer refused the input (bad control frame length, bad
+     * close payload): wslay queued a close without a code, so frame our
+     * own 1002 first; its empty close is then dropped. */
+    agentws__ws_close(c, AGENTWS_CLOSE_PROTOCOL_ERROR, "protocol error", 14,
+                      1);
+    if (c->state != AGENTWS__CONN_DEAD)
+      agentws__writer_mark_dirty(c);
     return;
   }
   if (wslay_event_get_close_sent(s->ctx) && !c->close_sent) {
