@@ -143,7 +143,8 @@ static int select_subprotocol(const agentws__http_request *req,
       while (i < h->value_len && h->value[i] != ',')
         i++;
       end = i;
-      while (end > start && (h->value[end - 1] == ' ' || h->value[end - 1] == '\t'))
+      while (end > start &&
+             (h->value[end - 1] == ' ' || h->value[end - 1] == '\t'))
         end--;
       if (end == start || is_bearer_entry(h->value + start, end - start))
         continue;
@@ -260,8 +261,8 @@ int agentws__handshake_write_101(char *buf, size_t cap, const char *key,
   char accept[29];
   int n;
 
-  if (subprotocol != NULL && (subprotocol[0] == '\0' ||
-                              !is_header_safe(subprotocol)))
+  if (subprotocol != NULL &&
+      (subprotocol[0] == '\0' || !is_header_safe(subprotocol)))
     return -1;
   agentws__handshake_accept_key(key, key_len, accept);
   if (accept[0] == '\0')
@@ -343,6 +344,7 @@ int agentws__http_write_ok(char *buf, size_t cap, const char *content_type,
 }
 
 const char *agentws__http_reason_phrase(int status) {
+  /* clang-format off */
   switch (status) {
   case 100: return "Continue";
   case 101: return "Switching Protocols";
@@ -371,4 +373,5 @@ const char *agentws__http_reason_phrase(int status) {
   case 505: return "HTTP Version Not Supported";
   default: return "Unknown";
   }
+  /* clang-format on */
 }

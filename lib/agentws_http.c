@@ -17,6 +17,7 @@ static int is_tchar(unsigned char c) {
   if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
       (c >= 'A' && c <= 'Z'))
     return 1;
+  /* clang-format off */
   switch (c) {
   case '!': case '#': case '$': case '%': case '&': case '\'': case '*':
   case '+': case '-': case '.': case '^': case '_': case '`': case '|':
@@ -25,6 +26,7 @@ static int is_tchar(unsigned char c) {
   default:
     return 0;
   }
+  /* clang-format on */
 }
 
 /* VCHAR: the request-target may hold nothing else (no obs-text either). */

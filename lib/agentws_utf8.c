@@ -32,16 +32,17 @@ enum {
 enum {
   S_OK = AGENTWS__UTF8_ACCEPT,
   S_BAD = AGENTWS__UTF8_REJECT,
-  S_N1,  /* one continuation byte left */
-  S_N2,  /* two left */
-  S_N3,  /* three left */
-  S_E0,  /* after E0 */
-  S_ED,  /* after ED */
-  S_F0,  /* after F0 */
-  S_F4,  /* after F4 */
+  S_N1, /* one continuation byte left */
+  S_N2, /* two left */
+  S_N3, /* three left */
+  S_E0, /* after E0 */
+  S_ED, /* after ED */
+  S_F0, /* after F0 */
+  S_F4, /* after F4 */
   NSTATE
 };
 
+/* clang-format off */
 #define ROW16(c) c, c, c, c, c, c, c, c, c, c, c, c, c, c, c, c
 
 static const uint8_t byte_class[256] = {
@@ -59,20 +60,24 @@ static const uint8_t byte_class[256] = {
     C_BAD, C_BAD, C_BAD, C_BAD, C_BAD, C_BAD, C_BAD, C_BAD,         /* F8-FF */
 };
 
+/*
+ * Rows: states OK, BAD, N1, N2, N3, E0, ED, F0, F4 (enum order).
+ * Columns: ASCII CT1 CT2 CT3 BAD L2 E0 L3 ED F0 L4 F4 (enum order).
+ */
 #define B S_BAD
 static const uint8_t next_state[NSTATE][NCLASS] = {
-    /*         ASCII CT1   CT2   CT3   BAD L2    E0    L3    ED    F0    L4    F4 */
-    /* OK  */ {S_OK, B,    B,    B,    B,  S_N1, S_E0, S_N2, S_ED, S_F0, S_N3, S_F4},
-    /* BAD */ {B,    B,    B,    B,    B,  B,    B,    B,    B,    B,    B,    B},
-    /* N1  */ {B,    S_OK, S_OK, S_OK, B,  B,    B,    B,    B,    B,    B,    B},
-    /* N2  */ {B,    S_N1, S_N1, S_N1, B,  B,    B,    B,    B,    B,    B,    B},
-    /* N3  */ {B,    S_N2, S_N2, S_N2, B,  B,    B,    B,    B,    B,    B,    B},
-    /* E0  */ {B,    B,    B,    S_N1, B,  B,    B,    B,    B,    B,    B,    B},
-    /* ED  */ {B,    S_N1, S_N1, B,    B,  B,    B,    B,    B,    B,    B,    B},
-    /* F0  */ {B,    B,    S_N2, S_N2, B,  B,    B,    B,    B,    B,    B,    B},
-    /* F4  */ {B,    S_N2, B,    B,    B,  B,    B,    B,    B,    B,    B,    B},
+    {S_OK, B,    B,    B,    B, S_N1, S_E0, S_N2, S_ED, S_F0, S_N3, S_F4},
+    {B,    B,    B,    B,    B, B,    B,    B,    B,    B,    B,    B},
+    {B,    S_OK, S_OK, S_OK, B, B,    B,    B,    B,    B,    B,    B},
+    {B,    S_N1, S_N1, S_N1, B, B,    B,    B,    B,    B,    B,    B},
+    {B,    S_N2, S_N2, S_N2, B, B,    B,    B,    B,    B,    B,    B},
+    {B,    B,    B,    S_N1, B, B,    B,    B,    B,    B,    B,    B},
+    {B,    S_N1, S_N1, B,    B, B,    B,    B,    B,    B,    B,    B},
+    {B,    B,    S_N2, S_N2, B, B,    B,    B,    B,    B,    B,    B},
+    {B,    S_N2, B,    B,    B, B,    B,    B,    B,    B,    B,    B},
 };
 #undef B
+/* clang-format on */
 
 #define HIGH_BITS UINT64_C(0x8080808080808080)
 

@@ -70,25 +70,40 @@ static void test_accept_key_rfc_sample(void **state) {
   assert_string_equal(out, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
 }
 
+static void test_accept_key_too_long(void **state) {
+  char key[200];
+  char out[29];
+  char buf[256];
+  (void)state;
+
+  /* Never a valid key; the accept is "" and the 101 writer refuses. */
+  memset(key, 'A', sizeof(key));
+  agentws__handshake_accept_key(key, sizeof(key), out);
+  assert_string_equal(out, "");
+  assert_int_equal(
+      agentws__handshake_write_101(buf, sizeof(buf), key, sizeof(key), NULL),
+      -1);
+}
+
 static void test_check_ok(void **state) {
   agentws__hs_policy pol = {NULL, 0, v1_only, 1};
   agentws__hs_result res;
   (void)state;
 
-  assert_int_equal(check_raw(REQ(L_GET L_HOST L_UPG L_CONN L_KEY L_VER), &pol,
-                             &res),
-                   101);
+  assert_int_equal(
+      check_raw(REQ(L_GET L_HOST L_UPG L_CONN L_KEY L_VER), &pol, &res), 101);
   assert_string_equal(res.reason, "");
   assert_int_equal(res.key_len, 24);
   assert_memory_equal(res.key, "dGhlIHNhbXBsZSBub25jZQ==", 24);
   assert_int_equal(res.subprotocol, -1); /* nothing offered: none echoed */
 
   /* Token lists and case: "keep-alive, Upgrade", "WebSocket". */
-  assert_int_equal(check_raw(REQ(L_GET L_HOST "Upgrade: WebSocket\r\n"
-                                 "Connection: keep-alive, Upgrade\r\n" L_KEY
-                                     L_VER),
-                             &pol, &res),
-                   101);
+  assert_int_equal(
+      check_raw(REQ(L_GET L_HOST
+                    "Upgrade: WebSocket\r\n"
+                    "Connection: keep-alive, Upgrade\r\n" L_KEY L_VER),
+                &pol, &res),
+      101);
   /* A NULL policy means no origin check and no subprotocols. */
   assert_int_equal(check_raw(REQ(L_GET L_HOST L_UPG L_CONN L_KEY L_VER
                                  "Origin: https://evil.example\r\n"
@@ -106,10 +121,10 @@ static void test_refusal_order(void **state) {
   (void)state;
 
   assert_int_equal(check_raw(REQ("POST /ws HTTP/1.0\r\n"), &pol, &res), 405);
-  assert_int_equal(check_raw(REQ("get /ws HTTP/1.1\r\n" L_HOST L_UPG L_CONN
-                                     L_KEY L_VER),
-                             &pol, &res),
-                   405);
+  assert_int_equal(
+      check_raw(REQ("get /ws HTTP/1.1\r\n" L_HOST L_UPG L_CONN L_KEY L_VER),
+                &pol, &res),
+      405);
   assert_int_equal(check_raw(REQ("GET /ws HTTP/1.0\r\n"), &pol, &res), 505);
   assert_int_equal(check_raw(REQ(L_GET), &pol, &res), 400);
   assert_int_equal(
@@ -117,19 +132,19 @@ static void test_refusal_order(void **state) {
                 &res),
       400);
   assert_int_equal(check_raw(REQ(L_GET L_HOST), &pol, &res), 426);
-  assert_int_equal(check_raw(REQ(L_GET L_HOST "Upgrade: h2c\r\n" L_CONN L_KEY
-                                     L_VER),
-                             &pol, &res),
-                   426);
+  assert_int_equal(
+      check_raw(REQ(L_GET L_HOST "Upgrade: h2c\r\n" L_CONN L_KEY L_VER), &pol,
+                &res),
+      426);
   assert_int_equal(check_raw(REQ(L_GET L_HOST L_UPG), &pol, &res), 400);
-  assert_int_equal(check_raw(REQ(L_GET L_HOST L_UPG "Connection: close\r\n"),
-                             &pol, &res),
-                   400);
+  assert_int_equal(
+      check_raw(REQ(L_GET L_HOST L_UPG "Connection: close\r\n"), &pol, &res),
+      400);
   assert_int_equal(check_raw(REQ(L_GET L_HOST L_UPG L_CONN), &pol, &res), 426);
-  assert_int_equal(check_raw(REQ(L_GET L_HOST L_UPG L_CONN
-                                 "Sec-WebSocket-Version: 8\r\n"),
-                             &pol, &res),
-                   426);
+  assert_int_equal(
+      check_raw(REQ(L_GET L_HOST L_UPG L_CONN "Sec-WebSocket-Version: 8\r\n"),
+                &pol, &res),
+      426);
   assert_int_equal(check_raw(REQ(L_GET L_HOST L_UPG L_CONN
                                  "Sec-WebSocket-Version: 13, 8\r\n"),
                              &pol, &res),
@@ -137,9 +152,9 @@ static void test_refusal_order(void **state) {
   assert_int_equal(check_raw(REQ(L_GET L_HOST L_UPG L_CONN L_VER), &pol, &res),
                    400);
   assert_string_equal(res.reason, "Sec-WebSocket-Key is missing or invalid");
-  assert_int_equal(check_raw(REQ(L_GET L_HOST L_UPG L_CONN L_VER L_KEY L_KEY),
-                             &pol, &res),
-                   400);
+  assert_int_equal(
+      check_raw(REQ(L_GET L_HOST L_UPG L_CONN L_VER L_KEY L_KEY), &pol, &res),
+      400);
   assert_int_equal(check_raw(REQ(L_GET L_HOST L_UPG L_CONN L_VER L_KEY
                                  "Origin: https://evil.example\r\n"),
                              &pol, &res),
@@ -151,15 +166,14 @@ static void test_refusal_order(void **state) {
 
 static void test_bad_keys(void **state) {
   static const char *const bad[] = {
-      "dGhlIHNhbXBsZSBub25jZQ=",     /* 23 chars */
-      "dGhlIHNhbXBsZSBub25jZQ===",   /* 25 chars */
-      "dGhlIHNhbXBsZSBub25jZQAA",    /* 18 bytes, no padding */
-      "dGhlIHNhbXBsZSBub25jZQA=",    /* 17 bytes */
-      "dGhlIHNhbXBsZSBub25j====",    /* padding too early */
-      "dGhlIHNhbXBsZSBub2 jZQ==",    /* space inside */
-      "dGhlIHNhbXBsZSBub2-jZQ==",    /* base64url alphabet */
-      "dGhlIHNhbXBsZSBub2*jZQ==",
-      "",
+      "dGhlIHNhbXBsZSBub25jZQ=",   /* 23 chars */
+      "dGhlIHNhbXBsZSBub25jZQ===", /* 25 chars */
+      "dGhlIHNhbXBsZSBub25jZQAA",  /* 18 bytes, no padding */
+      "dGhlIHNhbXBsZSBub25jZQA=",  /* 17 bytes */
+      "dGhlIHNhbXBsZSBub25j====",  /* padding too early */
+      "dGhlIHNhbXBsZSBub2 jZQ==",  /* space inside */
+      "dGhlIHNhbXBsZSBub2-jZQ==",  /* base64url alphabet */
+      "dGhlIHNhbXBsZSBub2*jZQ==",  "",
   };
   char buf[512];
   parsed p;
@@ -181,10 +195,11 @@ static void test_bad_keys(void **state) {
       fail_msg("key #%zu \"%s\" gave %d", k, bad[k], res.status);
   }
   /* Another valid 16-byte key, with OWS the parser strips. */
-  assert_int_equal(check_raw(REQ(L_GET L_HOST L_UPG L_CONN L_VER
-                                 "Sec-WebSocket-Key:  AQIDBAUGBwgJCgsMDQ4PEA== \r\n"),
-                             NULL, &res),
-                   101);
+  assert_int_equal(
+      check_raw(REQ(L_GET L_HOST L_UPG L_CONN L_VER
+                    "Sec-WebSocket-Key:  AQIDBAUGBwgJCgsMDQ4PEA== \r\n"),
+                NULL, &res),
+      101);
 }
 
 static void test_subprotocol_selection(void **state) {
@@ -274,11 +289,12 @@ static void test_origin_allow_list(void **state) {
 }
 
 static void test_write_101_exact(void **state) {
-  static const char want[] = "HTTP/1.1 101 Switching Protocols\r\n"
-                             "Upgrade: websocket\r\n"
-                             "Connection: Upgrade\r\n"
-                             "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
-                             "\r\n";
+  static const char want[] =
+      "HTTP/1.1 101 Switching Protocols\r\n"
+      "Upgrade: websocket\r\n"
+      "Connection: Upgrade\r\n"
+      "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
+      "\r\n";
   static const char want_proto[] =
       "HTTP/1.1 101 Switching Protocols\r\n"
       "Upgrade: websocket\r\n"
@@ -291,8 +307,9 @@ static void test_write_101_exact(void **state) {
   size_t cap;
   (void)state;
 
-  assert_int_equal(agentws__handshake_write_101(buf, sizeof(buf), key, 24, NULL),
-                   (int)sizeof(want) - 1);
+  assert_int_equal(
+      agentws__handshake_write_101(buf, sizeof(buf), key, 24, NULL),
+      (int)sizeof(want) - 1);
   assert_string_equal(buf, want);
   assert_int_equal(
       agentws__handshake_write_101(buf, sizeof(buf), key, 24, "agentws.v1"),
@@ -338,16 +355,16 @@ static void test_write_error(void **state) {
   (void)state;
 
   for (k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
-    int wn = snprintf(want, sizeof(want),
-                      "HTTP/1.1 %d %s\r\n"
-                      "Content-Type: text/plain; charset=utf-8\r\n"
-                      "Content-Length: 12\r\n"
-                      "Connection: close\r\n"
-                      "%s\r\n"
-                      "bad request\n",
-                      cases[k].status,
-                      agentws__http_reason_phrase(cases[k].status),
-                      cases[k].extra);
+    int wn =
+        snprintf(want, sizeof(want),
+                 "HTTP/1.1 %d %s\r\n"
+                 "Content-Type: text/plain; charset=utf-8\r\n"
+                 "Content-Length: 12\r\n"
+                 "Connection: close\r\n"
+                 "%s\r\n"
+                 "bad request\n",
+                 cases[k].status, agentws__http_reason_phrase(cases[k].status),
+                 cases[k].extra);
     assert_int_equal(agentws__http_write_error(buf, sizeof(buf),
                                                cases[k].status, "bad request"),
                      wn);
@@ -396,9 +413,9 @@ static void test_write_ok(void **state) {
   int n;
   (void)state;
 
-  assert_int_equal(agentws__http_write_ok(buf, sizeof(buf), "application/json",
-                                          body, bl),
-                   (int)(hl + bl));
+  assert_int_equal(
+      agentws__http_write_ok(buf, sizeof(buf), "application/json", body, bl),
+      (int)(hl + bl));
   assert_memory_equal(buf, want_head, hl);
   assert_memory_equal(buf + hl, body, bl); /* embedded NUL survives */
   for (cap = 0; cap <= hl + bl + 1; cap++) {
@@ -413,9 +430,8 @@ static void test_write_ok(void **state) {
   assert_int_equal(
       agentws__http_write_ok(buf, sizeof(buf), "text/plain\r\nX: y", "a", 1),
       -1);
-  assert_int_equal(agentws__http_write_ok(buf, sizeof(buf), "text/plain", NULL,
-                                          3),
-                   -1);
+  assert_int_equal(
+      agentws__http_write_ok(buf, sizeof(buf), "text/plain", NULL, 3), -1);
 }
 
 static void test_reason_phrases(void **state) {
@@ -452,6 +468,7 @@ static void test_reason_phrases(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_accept_key_rfc_sample),
+      cmocka_unit_test(test_accept_key_too_long),
       cmocka_unit_test(test_check_ok),
       cmocka_unit_test(test_refusal_order),
       cmocka_unit_test(test_bad_keys),

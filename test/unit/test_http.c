@@ -115,9 +115,9 @@ static void test_partial_keeps_capacity(void **state) {
   /* Stateless re-parse: after PARTIAL the same request struct is reusable. */
   assert_int_equal(parse_cap(&p, upgrade_req, 40, 5), AGENTWS__HTTP_PARTIAL);
   assert_int_equal(p.req.num_headers, 5);
-  assert_int_equal(agentws__http_parse_request(upgrade_req, strlen(upgrade_req),
-                                               &p.req),
-                   (int)strlen(upgrade_req));
+  assert_int_equal(
+      agentws__http_parse_request(upgrade_req, strlen(upgrade_req), &p.req),
+      (int)strlen(upgrade_req));
   assert_int_equal(p.req.num_headers, 5);
 }
 
@@ -132,9 +132,8 @@ static void test_pipelined(void **state) {
   assert_int_equal(rc, (int)(head_end - buf));
   assert_string_equal(buf + rc, "GET /b HTTP/1.1\r\n");
   /* Even binary garbage after the head is not the parser's business. */
-  assert_int_equal(parse_cap(&p, "GET / HTTP/1.1\r\n\r\n\x81\x00\xff", 21,
-                             MAX_HDRS),
-                   18);
+  assert_int_equal(
+      parse_cap(&p, "GET / HTTP/1.1\r\n\r\n\x81\x00\xff", 21, MAX_HDRS), 18);
 }
 
 static void test_leading_crlf(void **state) {
@@ -147,7 +146,8 @@ static void test_leading_crlf(void **state) {
   assert_int_equal(parse(&p, "\r"), AGENTWS__HTTP_PARTIAL);
   assert_int_equal(parse(&p, "\n"), AGENTWS__HTTP_INVALID);
   assert_int_equal(parse(&p, "\r\nGET"), AGENTWS__HTTP_PARTIAL);
-  assert_int_equal(parse(&p, "\rGET / HTTP/1.1\r\n\r\n"), AGENTWS__HTTP_INVALID);
+  assert_int_equal(parse(&p, "\rGET / HTTP/1.1\r\n\r\n"),
+                   AGENTWS__HTTP_INVALID);
 }
 
 static void test_bare_lf_and_cr(void **state) {
@@ -199,14 +199,21 @@ static void test_ctl_in_value(void **state) {
 
 static void test_bad_request_line(void **state) {
   static const char *const bad[] = {
-      "GET / HTTP/1.2\r\n\r\n",   "GET / HTTP/2.0\r\n\r\n",
-      "GET / HTTP/1.10\r\n\r\n",  "GET / http/1.1\r\n\r\n",
-      "GET / HTTP/1.1 \r\n\r\n",  "GET  / HTTP/1.1\r\n\r\n",
-      "GET /  HTTP/1.1\r\n\r\n",  "GET HTTP/1.1\r\n\r\n",
-      " GET / HTTP/1.1\r\n\r\n",  "G(T / HTTP/1.1\r\n\r\n",
-      "GET /a\x01 HTTP/1.1\r\n\r\n", "GET /\xc3\xa9 HTTP/1.1\r\n\r\n",
-      "GET\t/ HTTP/1.1\r\n\r\n",  "GET /\tHTTP/1.1\r\n\r\n",
-      "GET / HTTP/1.1",          /* partial, checked below */
+      "GET / HTTP/1.2\r\n\r\n",
+      "GET / HTTP/2.0\r\n\r\n",
+      "GET / HTTP/1.10\r\n\r\n",
+      "GET / http/1.1\r\n\r\n",
+      "GET / HTTP/1.1 \r\n\r\n",
+      "GET  / HTTP/1.1\r\n\r\n",
+      "GET /  HTTP/1.1\r\n\r\n",
+      "GET HTTP/1.1\r\n\r\n",
+      " GET / HTTP/1.1\r\n\r\n",
+      "G(T / HTTP/1.1\r\n\r\n",
+      "GET /a\x01 HTTP/1.1\r\n\r\n",
+      "GET /\xc3\xa9 HTTP/1.1\r\n\r\n",
+      "GET\t/ HTTP/1.1\r\n\r\n",
+      "GET /\tHTTP/1.1\r\n\r\n",
+      "GET / HTTP/1.1", /* partial, checked below */
   };
   size_t k;
   parsed p;

@@ -58,18 +58,23 @@ static int ref_valid(const uint8_t *s, size_t len) {
 static void test_valid_vectors(void **state) {
   (void)state;
   assert_true(agentws__utf8_valid(U("")));
-  assert_true(agentws__utf8_valid(U("plain ASCII, long enough for 8-byte steps")));
+  assert_true(
+      agentws__utf8_valid(U("plain ASCII, long enough for 8-byte steps")));
   assert_true(agentws__utf8_valid(U("\x00\x7f")));
-  assert_true(agentws__utf8_valid(U("caf\xc3\xa9")));             /* U+00E9 */
-  assert_true(agentws__utf8_valid(U("\xc2\x80\xdf\xbf")));         /* U+0080, U+07FF */
-  assert_true(agentws__utf8_valid(U("\xe0\xa0\x80\xef\xbf\xbf"))); /* U+0800, U+FFFF */
-  assert_true(agentws__utf8_valid(U("\xe2\x82\xac")));             /* EURO SIGN */
-  assert_true(agentws__utf8_valid(U("\xed\x9f\xbf\xee\x80\x80"))); /* U+D7FF, U+E000 */
-  assert_true(agentws__utf8_valid(U("\xf0\x90\x80\x80")));         /* U+10000 */
-  assert_true(agentws__utf8_valid(U("\xf0\x9f\x98\x80")));         /* U+1F600 */
-  assert_true(agentws__utf8_valid(U("\xf4\x8f\xbf\xbf")));         /* U+10FFFF */
-  assert_true(agentws__utf8_valid(U("\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5")));
-  assert_true(agentws__utf8_valid(U("01234567\xc3\xa9" "01234567\xf0\x9f\x98\x80")));
+  assert_true(agentws__utf8_valid(U("caf\xc3\xa9")));      /* U+00E9 */
+  assert_true(agentws__utf8_valid(U("\xc2\x80\xdf\xbf"))); /* U+0080, U+07FF */
+  assert_true(
+      agentws__utf8_valid(U("\xe0\xa0\x80\xef\xbf\xbf"))); /* U+0800, U+FFFF */
+  assert_true(agentws__utf8_valid(U("\xe2\x82\xac")));     /* EURO SIGN */
+  assert_true(
+      agentws__utf8_valid(U("\xed\x9f\xbf\xee\x80\x80"))); /* U+D7FF, U+E000 */
+  assert_true(agentws__utf8_valid(U("\xf0\x90\x80\x80"))); /* U+10000 */
+  assert_true(agentws__utf8_valid(U("\xf0\x9f\x98\x80"))); /* U+1F600 */
+  assert_true(agentws__utf8_valid(U("\xf4\x8f\xbf\xbf"))); /* U+10FFFF */
+  assert_true(
+      agentws__utf8_valid(U("\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5")));
+  assert_true(agentws__utf8_valid(U("01234567\xc3\xa9"
+                                    "01234567\xf0\x9f\x98\x80")));
 }
 
 static void test_invalid_vectors(void **state) {
@@ -78,30 +83,33 @@ static void test_invalid_vectors(void **state) {
     size_t len;
   } bad[] = {
 #define B(s) {s, sizeof(s) - 1}
-      B("\xc0\x80"),             /* overlong NUL */
-      B("\xc1\xbf"),             /* overlong U+007F */
-      B("\xe0\x80\x80"),         /* overlong NUL, 3 bytes */
-      B("\xe0\x9f\xbf"),         /* overlong U+07FF */
-      B("\xf0\x80\x80\x80"),     /* overlong NUL, 4 bytes */
-      B("\xf0\x8f\xbf\xbf"),     /* overlong U+FFFF */
-      B("\xed\xa0\x80"),         /* U+D800 */
-      B("\xed\xbf\xbf"),         /* U+DFFF */
+      B("\xc0\x80"),                 /* overlong NUL */
+      B("\xc1\xbf"),                 /* overlong U+007F */
+      B("\xe0\x80\x80"),             /* overlong NUL, 3 bytes */
+      B("\xe0\x9f\xbf"),             /* overlong U+07FF */
+      B("\xf0\x80\x80\x80"),         /* overlong NUL, 4 bytes */
+      B("\xf0\x8f\xbf\xbf"),         /* overlong U+FFFF */
+      B("\xed\xa0\x80"),             /* U+D800 */
+      B("\xed\xbf\xbf"),             /* U+DFFF */
       B("\xed\xa0\x80\xed\xb0\x80"), /* surrogate pair, CESU-8 */
-      B("\xf4\x90\x80\x80"),     /* U+110000 */
+      B("\xf4\x90\x80\x80"),         /* U+110000 */
       B("\xf5\x80\x80\x80"),
       B("\xf8\x88\x80\x80\x80"), /* 5-byte form */
       B("\xfe"),
       B("\xff"),
-      B("\x80"),                 /* stray continuation */
+      B("\x80"), /* stray continuation */
       B("a\xbf"),
       B("\xc3\xa9\x80"),
-      B("\xc3"),                 /* truncated */
+      B("\xc3"), /* truncated */
       B("\xe2\x82"),
       B("\xf0\x9f\x98"),
-      B("\xc3" "a"),             /* lead then ASCII */
-      B("\xe2\x82" "a"),
-      B("\xf0\x9f\x98" "0123456789abcdef"),
-      B("0123456789abcde\xe2"),  /* truncated after a fast-path run */
+      B("\xc3"
+        "a"), /* lead then ASCII */
+      B("\xe2\x82"
+        "a"),
+      B("\xf0\x9f\x98"
+        "0123456789abcdef"),
+      B("0123456789abcde\xe2"), /* truncated after a fast-path run */
 #undef B
   };
   size_t k;
