@@ -130,14 +130,20 @@ void agentws__upgrade_feed(agentws__conn *c, const uint8_t *data,
   const uint8_t *p = data;
   size_t plen = len;
   int r;
+  size_t scan_from = 0;
   if (!in_head && c->head.len > 0) {
     /* Bounded: at most one read beyond the limit is ever held. */
+    scan_from = c->head.len;
     if (agentws__buf_append(&c->head, mem, data, len) != 0) {
       agentws__conn_kill(c, 0, NULL);
       return;
     }
     p = c->head.data;
     plen = c->head.len;
+    /* A head trickling in a byte at a time is re-parsed once per line,
+     * not once per read. */
+    if (plen < limit && memchr(p + scan_from, '\n', plen - scan_from) == NULL)
+      return;
   } else if (in_head) {
     p = c->head.data;
     plen = c->head.len;
