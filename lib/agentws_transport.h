@@ -69,8 +69,6 @@ struct agentws__conn {
   unsigned linger_after_flush : 1; /* don't await the peer: FIN after flush */
   unsigned shutdown_sent : 1;    /* uv_shutdown issued */
   unsigned write_pending : 1;    /* a uv_write is in flight */
-  unsigned frag : 1;       /* a fragmented data message is in progress */
-  unsigned in_frame : 1;   /* wslay is inside a frame */
   uint16_t close_code;     /* code to report in on_close (0: unknown) */
   uint8_t reason_len;      /* bytes in reason */
   char *reason;            /* owned copy of the close reason, or NULL */
@@ -83,8 +81,6 @@ struct agentws__conn {
   agentws__buf out;        /* bytes queued, not yet handed to a write */
   size_t inflight;         /* bytes in the uv_write in flight */
   agentws__ws_slot *ws;    /* wslay context lent while mid-message */
-  uint64_t ws_handed;      /* bytes given to wslay ... */
-  uint64_t ws_consumed;    /* ... and bytes it has parsed: equal = empty */
 };
 
 /* A listening socket. */
