@@ -410,10 +410,10 @@ AGENTWS_EXTERN void agentws_manager_set_user_data(agentws_manager *m,
 
 /*
  * Thread-safe: runs |cb|(m, |user_data|) on the loop thread soon. Calls from
- * one thread run in order. Returns 0, AGENTWS_ERR_INVALID_ARGUMENT,
- * AGENTWS_ERR_INVALID_STATE (closed or closing: |cb| will not run) or
- * AGENTWS_ERR_NOMEM. A posted callback that was accepted always runs, even
- * if the manager starts closing before. Since: 0.1
+ * one thread run in order. Posts are accepted until the manager's close has
+ * completed (they run before the closed callback); after that this returns
+ * AGENTWS_ERR_INVALID_STATE and |cb| never runs. Also returns
+ * AGENTWS_ERR_INVALID_ARGUMENT or AGENTWS_ERR_NOMEM. Since: 0.1
  */
 AGENTWS_EXTERN int agentws_manager_post(agentws_manager *m, agentws_post_cb cb,
                                         void *user_data);

@@ -21,6 +21,8 @@ static void on_check(uv_check_t *h) {
     agentws__list_remove(&c->dnode);
     if (c->state == AGENTWS__CONN_HTTP)
       agentws__upgrade_feed(c, c->head.data, c->head.len, 1);
+    else if (c->state != AGENTWS__CONN_DEAD && c->out.len > 0)
+      agentws__writer_mark_dirty(c); /* socket bytes finished it first */
   }
   agentws__writer_flush_all(t);
   if (agentws__list_empty(&t->dirty) && agentws__list_empty(&t->pending_in))
@@ -331,6 +333,9 @@ static void conn_close_cb(uv_handle_t *h) {
                         c->reason ? c->reason : "", c->reason_len,
                         t->hooks.user_data);
   }
+  /* The id stays valid through on_close, so the host can fetch and free
+   * its per-connection user data there. */
+  agentws__idmap_del(&t->conns, c->id);
   agentws__ws_release(c);
   agentws__writer_release(c);
   agentws__buf_free(&c->head, t->mem);
@@ -341,12 +346,10 @@ static void conn_close_cb(uv_handle_t *h) {
 }
 
 void agentws__conn_kill(agentws__conn *c, int code, const char *reason) {
-  agentws__transport *t = c->t;
   if (c->state == AGENTWS__CONN_DEAD)
     return;
   agentws__conn_set_close_info(c, code, reason, reason ? strlen(reason) : 0);
   c->state = AGENTWS__CONN_DEAD;
-  agentws__idmap_del(&t->conns, c->id);
   agentws__list_remove(&c->tnode);
   agentws__list_remove(&c->inode);
   agentws__list_remove(&c->dnode);
