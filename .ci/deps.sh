@@ -8,6 +8,9 @@ for p in $(cat "$here/packages.txt"); do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
     || missing+=("$p")
 done
+# npm: Debian's package, unless a nodejs build that bundles npm is there
+# (NodeSource's conflicts with Debian's npm).
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 [ ${#missing[@]} -eq 0 ] && exit 0
 echo "installing: ${missing[*]}" >&2
 sudo=""
