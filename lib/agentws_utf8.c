@@ -90,6 +90,13 @@ uint32_t agentws__utf8_feed(uint32_t state, const uint8_t *s, size_t len) {
   while (i < len && state != S_BAD) {
     /* Text is mostly ASCII: at a boundary, skip 8 such bytes per step. */
     if (state == S_OK) {
+      while (len - i >= 16) {
+        uint64_t w[2];
+        memcpy(w, s + i, sizeof(w));
+        if ((w[0] | w[1]) & HIGH_BITS)
+          break;
+        i += 16;
+      }
       while (len - i >= 8) {
         uint64_t w;
         memcpy(&w, s + i, sizeof(w));
