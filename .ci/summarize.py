@@ -38,7 +38,8 @@ def main():
         for line in open(log):
             t = json.loads(line)
             junit = os.path.join(builddir, "test", "e2e-junit.xml")
-            if t["name"] == "e2e" and os.path.exists(junit):
+            # meson names tests "project:suite / name"
+            if t["name"].split(" / ")[-1] == "e2e" and os.path.exists(junit):
                 p, f, s = junit_counts(junit)
                 passed, failed, skipped = passed + p, failed + f, skipped + s
                 if t["result"] not in ("OK", "SKIP") and f == 0:
