@@ -90,6 +90,8 @@ enum agentws_error {
   AGENTWS_ERR_INVALID_CLOSE_CODE = -1011,
   /* A configured limit was reached (e.g. max connections). */
   AGENTWS_ERR_LIMIT = -1012,
+  /* A JSON argument is not valid JSON, or not the JSON type required. */
+  AGENTWS_ERR_INVALID_JSON = -1013,
   /* Out of memory. Fatal. */
   AGENTWS_ERR_NOMEM = -1900,
   /* An internal invariant failed or a dependency misbehaved. Fatal. */
@@ -471,6 +473,248 @@ AGENTWS_EXTERN int agentws_conn_get_user_data(agentws_manager *m,
 AGENTWS_EXTERN int agentws_conn_get_subprotocol(agentws_manager *m,
                                                 uint64_t conn_id,
                                                 const char **out);
+
+/* ------------------------------------------ agent protocol: configuration */
+
+/* 1: raw mode — no agentws.v1 protocol: no welcome, no registry, every
+ * message goes to on_message. 0 (default): the agent protocol. Since: 0.1 */
+AGENTWS_EXTERN int agentws_config_set_raw_messages(agentws_config *cfg,
+                                                   int enabled);
+
+/* 1: INSECURE development mode: without an on_authenticate hook, the user
+ * id is taken from the request's "?user=NAME" query parameter. Never use it
+ * in production. Default 0: without a hook every agent-protocol handshake
+ * is refused with 401. Since: 0.1 */
+AGENTWS_EXTERN int agentws_config_set_dev_insecure(agentws_config *cfg,
+                                                   int enabled);
+
+/* Most open connections per user, 1 .. 100000; the next handshake gets 429.
+ * Default 5. Since: 0.1 */
+AGENTWS_EXTERN int
+agentws_config_set_max_conns_per_user(agentws_config *cfg, int n);
+
+/* Backlog kept per stream (user or room) for resume, also while nobody is
+ * connected: most events (0 .. 10000000; 0 keeps none), total bytes
+ * (0 .. 2^34) and age (0 = no age limit, or 1 .. 86400000 ms). Oldest events
+ * go first when any limit is exceeded. Defaults 1000 events, 4 MiB,
+ * 300000 ms. Since: 0.1 */
+AGENTWS_EXTERN int agentws_config_set_backlog_events(agentws_config *cfg,
+                                                     int64_t n);
+AGENTWS_EXTERN int agentws_config_set_backlog_bytes(agentws_config *cfg,
+                                                    uint64_t bytes);
+AGENTWS_EXTERN int agentws_config_set_backlog_age_ms(agentws_config *cfg,
+                                                     int64_t ms);
+
+/* Largest client message the protocol accepts, 64 .. 16777216 bytes (and
+ * never above max_message_size); larger ones get an "error" message.
+ * Default 65536. Since: 0.1 */
+AGENTWS_EXTERN int
+agentws_config_set_max_client_message(agentws_config *cfg, uint64_t bytes);
+
+/* Client messages per second per connection, 1 .. 100000 (bursts of twice
+ * that); more get an "error" message, and persistent abuse closes the
+ * connection with 1008. Default 50. Since: 0.1 */
+AGENTWS_EXTERN int agentws_config_set_client_rate(agentws_config *cfg,
+                                                  int per_second);
+
+/* Time the on_authenticate hook has to answer, 1 .. 600000 ms; then 503.
+ * Default 5000. Since: 0.1 */
+AGENTWS_EXTERN int agentws_config_set_auth_timeout_ms(agentws_config *cfg,
+                                                      int64_t ms);
+
+/* Largest event accepted by emit (the whole JSON envelope),
+ * 256 .. 16777216 bytes. Default 262144. Since: 0.1 */
+AGENTWS_EXTERN int agentws_config_set_max_event_bytes(agentws_config *cfg,
+                                                      uint64_t bytes);
+
+/* ------------------------------------------- agent protocol: callbacks */
+
+/* The HTTP upgrade request, read through accessors. Valid during
+ * on_authenticate and, if the hook answers later, until it answers. */
+typedef struct agentws_request agentws_request;
+
+/*
+ * A handshake passed the RFC 6455 checks and needs a user. Answer with
+ * agentws_conn_accept() or agentws_conn_refuse(), inside the hook or later
+ * (within auth_timeout_ms, else the client gets 503). Return 0; nonzero
+ * refuses with 500. Never fires in raw mode without a hook set. Since: 0.1
+ */
+typedef int (*agentws_on_authenticate_cb)(agentws_manager *m,
+                                          uint64_t conn_id,
+                                          const agentws_request *req,
+                                          void *user_data);
+
+/* A client asks to join |room|. Return 0 to allow, nonzero to refuse (the
+ * client gets an "error" message {code:"join_denied"}). Since: 0.1 */
+typedef int (*agentws_on_join_cb)(agentws_manager *m, uint64_t conn_id,
+                                  const char *user_id, const char *room,
+                                  void *user_data);
+
+/* A client message of a type the protocol does not handle itself. |type|
+ * is its "type"; |json| (|len| bytes, NUL-terminated) the whole message.
+ * Since: 0.1 */
+typedef void (*agentws_on_client_message_cb)(agentws_manager *m,
+                                             uint64_t conn_id,
+                                             const char *user_id,
+                                             const char *type,
+                                             const char *json, size_t len,
+                                             void *user_data);
+
+/* A resuming client missed events [|from|, |to|] of |stream| ("" for the
+ * user's own stream, else "room:<id>") that are no longer held; it was sent
+ * a "gap" message first. The host may send it a snapshot with
+ * agentws_conn_send() from here. Since: 0.1 */
+typedef void (*agentws_on_gap_cb)(agentws_manager *m, uint64_t conn_id,
+                                  const char *stream, uint64_t from,
+                                  uint64_t to, void *user_data);
+
+AGENTWS_EXTERN void
+agentws_callbacks_set_on_authenticate(agentws_callbacks *cbs,
+                                      agentws_on_authenticate_cb cb);
+AGENTWS_EXTERN void agentws_callbacks_set_on_join(agentws_callbacks *cbs,
+                                                  agentws_on_join_cb cb);
+AGENTWS_EXTERN void
+agentws_callbacks_set_on_client_message(agentws_callbacks *cbs,
+                                        agentws_on_client_message_cb cb);
+AGENTWS_EXTERN void agentws_callbacks_set_on_gap(agentws_callbacks *cbs,
+                                                 agentws_on_gap_cb cb);
+
+/* Request accessors (valid as agentws_request). Strings are
+ * NUL-terminated and live as long as |req|. Since: 0.1 */
+/* The request-target, e.g. "/ws?user=a". */
+AGENTWS_EXTERN const char *
+agentws_request_get_target(const agentws_request *req);
+/* The first header named |name| (case-insensitive), or NULL. */
+AGENTWS_EXTERN const char *
+agentws_request_get_header(const agentws_request *req, const char *name);
+/* The peer address, "127.0.0.1:5123" or "[::1]:5123". */
+AGENTWS_EXTERN const char *
+agentws_request_get_remote_address(const agentws_request *req);
+
+/* --------------------------------------- agent protocol: connections */
+
+/*
+ * Answers on_authenticate: the connection belongs to |user_id| (1 .. 255
+ * bytes of UTF-8, copied). The handshake completes (101) unless the user is
+ * at max_conns_per_user (429). Returns 0, AGENTWS_ERR_NOT_FOUND (no pending
+ * handshake with that id, e.g. timed out), AGENTWS_ERR_INVALID_ARGUMENT.
+ * Loop thread only; allowed inside callbacks. Since: 0.1
+ */
+AGENTWS_EXTERN int agentws_conn_accept(agentws_manager *m, uint64_t conn_id,
+                                       const char *user_id);
+
+/* Answers on_authenticate with a refusal: |status| 400..599 (401 adds
+ * WWW-Authenticate: Bearer) and a short |reason| for the body (may be
+ * NULL). Returns 0, AGENTWS_ERR_NOT_FOUND, AGENTWS_ERR_OUT_OF_RANGE. Loop
+ * thread only. Since: 0.1 */
+AGENTWS_EXTERN int agentws_conn_refuse(agentws_manager *m, uint64_t conn_id,
+                                       int status, const char *reason);
+
+/* Metadata of an open connection, valid while it is open: its user ("" in
+ * raw mode without a user), the peer address, and when it opened (Unix ms).
+ * Return 0, AGENTWS_ERR_INVALID_ARGUMENT or AGENTWS_ERR_NOT_FOUND. Loop
+ * thread only. Since: 0.1 */
+AGENTWS_EXTERN int agentws_conn_get_user(agentws_manager *m,
+                                         uint64_t conn_id, const char **out);
+AGENTWS_EXTERN int agentws_conn_get_remote_address(agentws_manager *m,
+                                                   uint64_t conn_id,
+                                                   const char **out);
+AGENTWS_EXTERN int agentws_conn_get_connected_at(agentws_manager *m,
+                                                 uint64_t conn_id,
+                                                 int64_t *unix_ms);
+
+/* Stores up to |cap| ids of |user_id|'s open connections in |ids| and
+ * their total number in |*count| (which may exceed |cap|). Returns 0 or
+ * AGENTWS_ERR_INVALID_ARGUMENT. Loop thread only. Since: 0.1 */
+AGENTWS_EXTERN int agentws_user_list_connections(agentws_manager *m,
+                                                 const char *user_id,
+                                                 uint64_t *ids, size_t cap,
+                                                 size_t *count);
+
+/* Revocation: closes every connection of |user_id| with |code| and
+ * |reason| (as agentws_conn_close). Stores how many were closed in |*n|
+ * (may be NULL). Returns 0 or an error of agentws_conn_close's. Loop thread
+ * only. Since: 0.1 */
+AGENTWS_EXTERN int agentws_user_disconnect(agentws_manager *m,
+                                           const char *user_id, int code,
+                                           const char *reason,
+                                           size_t reason_len, size_t *n);
+
+/* Adds (or removes) an open connection to (from) room |room| (1 .. 128
+ * bytes, [A-Za-z0-9_.:-]) on the host's authority; adding starts at the
+ * room stream's live edge. Returns 0, AGENTWS_ERR_NOT_FOUND,
+ * AGENTWS_ERR_INVALID_ARGUMENT, AGENTWS_ERR_NOMEM. Loop thread only.
+ * Since: 0.1 */
+AGENTWS_EXTERN int agentws_room_add(agentws_manager *m, uint64_t conn_id,
+                                    const char *room);
+AGENTWS_EXTERN int agentws_room_remove(agentws_manager *m, uint64_t conn_id,
+                                       const char *room);
+
+/* ------------------------------------------------------------- emitting */
+
+/* Targets of an emit, passed as int. */
+#define AGENTWS_TARGET_USER 1 /* target_id is a user id */
+#define AGENTWS_TARGET_ROOM 2 /* target_id is a room id */
+
+/*
+ * Emit: thread-safe, from any thread. Each call copies its arguments,
+ * queues the event and returns at once; events emitted from one thread
+ * keep their order. On the loop thread the event gets the next seq of its
+ * stream, goes into the stream's backlog and to every connection of the
+ * target. |run_id|, |agent|, |tool|, |tool_call_id|, |code|, |message|,
+ * |severity| are UTF-8 strings (required, non-empty); |text| is |text_len|
+ * bytes of UTF-8. |data_json| (NULL: none) is a JSON object whose members
+ * are added to the event's "data"; |args_json| / |result_json| (NULL:
+ * omitted) are any JSON value. Returns 0, AGENTWS_ERR_INVALID_ARGUMENT,
+ * AGENTWS_ERR_INVALID_UTF8, AGENTWS_ERR_INVALID_JSON, AGENTWS_ERR_TOO_BIG
+ * (over max_event_bytes), AGENTWS_ERR_INVALID_STATE (raw mode, or the
+ * manager is closed) or AGENTWS_ERR_NOMEM. Since: 0.1 for all.
+ */
+AGENTWS_EXTERN int agentws_emit_agent_started(agentws_manager *m, int target,
+                                              const char *target_id,
+                                              const char *run_id,
+                                              const char *agent,
+                                              const char *data_json);
+AGENTWS_EXTERN int agentws_emit_agent_thinking(agentws_manager *m,
+                                               int target,
+                                               const char *target_id,
+                                               const char *run_id,
+                                               const char *text,
+                                               size_t text_len,
+                                               const char *data_json);
+AGENTWS_EXTERN int agentws_emit_tool_executing(agentws_manager *m,
+                                               int target,
+                                               const char *target_id,
+                                               const char *run_id,
+                                               const char *tool,
+                                               const char *tool_call_id,
+                                               const char *args_json);
+AGENTWS_EXTERN int
+agentws_emit_tool_completed(agentws_manager *m, int target,
+                            const char *target_id, const char *run_id,
+                            const char *tool, const char *tool_call_id,
+                            int ok, int64_t duration_ms,
+                            const char *result_json);
+AGENTWS_EXTERN int agentws_emit_agent_completed(agentws_manager *m,
+                                                int target,
+                                                const char *target_id,
+                                                const char *run_id,
+                                                int64_t duration_ms,
+                                                const char *result_json,
+                                                const char *data_json);
+AGENTWS_EXTERN int
+agentws_emit_agent_error(agentws_manager *m, int target,
+                         const char *target_id, const char *run_id,
+                         const char *code, const char *message,
+                         const char *severity, int retryable,
+                         const char *data_json);
+/* A host-defined event: |type| matches [a-z][a-z0-9_.-]{0,63} and does not
+ * start with "agent_" or "tool_"; |run_id| may be NULL. */
+AGENTWS_EXTERN int agentws_emit_custom(agentws_manager *m, int target,
+                                       const char *target_id,
+                                       const char *type, const char *run_id,
+                                       const char *data_json);
+
 
 #ifdef __cplusplus
 }

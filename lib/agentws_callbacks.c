@@ -35,3 +35,27 @@ void agentws_callbacks_set_on_close(agentws_callbacks *cbs,
   if (cbs != NULL)
     cbs->on_close = cb;
 }
+
+void agentws_callbacks_set_on_authenticate(agentws_callbacks *cbs,
+    agentws_on_authenticate_cb cb) {
+  if (cbs != NULL)
+    cbs->on_authenticate = cb;
+}
+
+void agentws_callbacks_set_on_join(agentws_callbacks *cbs,
+    agentws_on_join_cb cb) {
+  if (cbs != NULL)
+    cbs->on_join = cb;
+}
+
+void agentws_callbacks_set_on_client_message(agentws_callbacks *cbs,
+    agentws_on_client_message_cb cb) {
+  if (cbs != NULL)
+    cbs->on_client_message = cb;
+}
+
+void agentws_callbacks_set_on_gap(agentws_callbacks *cbs,
+    agentws_on_gap_cb cb) {
+  if (cbs != NULL)
+    cbs->on_gap = cb;
+}

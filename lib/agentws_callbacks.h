@@ -8,6 +8,10 @@ struct agentws_callbacks {
   agentws_on_open_cb on_open;       /* handshake done */
   agentws_on_message_cb on_message; /* complete text/binary message */
   agentws_on_close_cb on_close;     /* opened connection gone */
+  agentws_on_authenticate_cb on_authenticate; /* who is this? */
+  agentws_on_join_cb on_join;       /* may this connection join a room? */
+  agentws_on_client_message_cb on_client_message; /* protocol: other types */
+  agentws_on_gap_cb on_gap;         /* a resume missed events */
 };
 
 #endif /* AGENTWS_CALLBACKS_H */

@@ -17,6 +17,14 @@ static void set_defaults(agentws_config *c) {
   c->max_connections = 0;
   c->healthz = 1;
   c->listen_backlog = 511;
+  c->max_conns_per_user = 5;
+  c->backlog_events = 1000;
+  c->backlog_bytes = 4u << 20;
+  c->backlog_age_ms = 300000;
+  c->max_client_message = 65536;
+  c->client_rate = 50;
+  c->auth_timeout_ms = 5000;
+  c->max_event_bytes = 262144;
 }
 
 int agentws_config_new(agentws_config **out) {
@@ -154,6 +162,40 @@ RANGE_SETTER(agentws_config_set_max_connections, int64_t, max_connections,
              AGENTWS__OPT_MAX_CONNECTIONS, 1, 10000000, 1)
 RANGE_SETTER(agentws_config_set_listen_backlog, int, listen_backlog,
              AGENTWS__OPT_BACKLOG, 1, 65535, 0)
+
+RANGE_SETTER(agentws_config_set_max_conns_per_user, int, max_conns_per_user,
+             AGENTWS__OPT_CONNS_PER_USER, 1, 100000, 0)
+RANGE_SETTER(agentws_config_set_backlog_events, int64_t, backlog_events,
+             AGENTWS__OPT_BACKLOG_EVENTS, 0, 10000000, 0)
+RANGE_SETTER(agentws_config_set_backlog_bytes, uint64_t, backlog_bytes,
+             AGENTWS__OPT_BACKLOG_BYTES, 1, (uint64_t)1 << 34, 1)
+RANGE_SETTER(agentws_config_set_backlog_age_ms, int64_t, backlog_age_ms,
+             AGENTWS__OPT_BACKLOG_AGE, 1, 86400000, 1)
+RANGE_SETTER(agentws_config_set_max_client_message, uint64_t,
+             max_client_message, AGENTWS__OPT_MAX_CLIENT_MSG, 64, 16777216,
+             0)
+RANGE_SETTER(agentws_config_set_client_rate, int, client_rate,
+             AGENTWS__OPT_CLIENT_RATE, 1, 100000, 0)
+RANGE_SETTER(agentws_config_set_auth_timeout_ms, int64_t, auth_timeout_ms,
+             AGENTWS__OPT_AUTH_TIMEOUT, 1, 600000, 0)
+RANGE_SETTER(agentws_config_set_max_event_bytes, uint64_t, max_event_bytes,
+             AGENTWS__OPT_MAX_EVENT, 256, 16777216, 0)
+
+/* A 0/1 switch. */
+#define BOOL_SETTER(fn, field, bit)                                          \
+  int fn(agentws_config *c, int enabled) {                                   \
+    if (c == NULL)                                                           \
+      return AGENTWS_ERR_INVALID_ARGUMENT;                                   \
+    if (enabled != 0 && enabled != 1)                                        \
+      return AGENTWS_ERR_OUT_OF_RANGE;                                       \
+    c->field = enabled;                                                      \
+    c->set_mask |= (bit);                                                    \
+    return 0;                                                                \
+  }
+
+BOOL_SETTER(agentws_config_set_raw_messages, raw_messages, AGENTWS__OPT_RAW)
+BOOL_SETTER(agentws_config_set_dev_insecure, dev_insecure,
+            AGENTWS__OPT_DEV_INSECURE)
 
 int agentws_config_set_healthz(agentws_config *c, int enabled) {
   if (c == NULL)

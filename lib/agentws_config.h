@@ -26,7 +26,17 @@ enum {
   AGENTWS__OPT_ORIGINS = 1u << 11,
   AGENTWS__OPT_SUBPROTOCOLS = 1u << 12,
   AGENTWS__OPT_HEALTHZ = 1u << 13,
-  AGENTWS__OPT_BACKLOG = 1u << 14
+  AGENTWS__OPT_BACKLOG = 1u << 14,
+  AGENTWS__OPT_RAW = 1u << 15,
+  AGENTWS__OPT_DEV_INSECURE = 1u << 16,
+  AGENTWS__OPT_CONNS_PER_USER = 1u << 17,
+  AGENTWS__OPT_BACKLOG_EVENTS = 1u << 18,
+  AGENTWS__OPT_BACKLOG_BYTES = 1u << 19,
+  AGENTWS__OPT_BACKLOG_AGE = 1u << 20,
+  AGENTWS__OPT_MAX_CLIENT_MSG = 1u << 21,
+  AGENTWS__OPT_CLIENT_RATE = 1u << 22,
+  AGENTWS__OPT_AUTH_TIMEOUT = 1u << 23,
+  AGENTWS__OPT_MAX_EVENT = 1u << 24
 };
 
 struct agentws_config {
@@ -45,6 +55,16 @@ struct agentws_config {
   int64_t max_connections;   /* WebSocket connections; 0 = no limit */
   int healthz;               /* serve GET /healthz */
   int listen_backlog;        /* listen(2) backlog */
+  int raw_messages;          /* no agent protocol: bytes to on_message */
+  int dev_insecure;          /* user id from ?user= (development only) */
+  int max_conns_per_user;    /* handshakes past it: 429 */
+  int64_t backlog_events;    /* per stream */
+  uint64_t backlog_bytes;    /* per stream */
+  int64_t backlog_age_ms;    /* per event; 0 = no age limit */
+  uint64_t max_client_message; /* protocol messages past it: error */
+  int client_rate;           /* client messages per second */
+  int64_t auth_timeout_ms;   /* on_authenticate must answer within */
+  uint64_t max_event_bytes;  /* emit refuses bigger envelopes */
   char *origins[AGENTWS__MAX_LIST];      /* owned, allow-list */
   size_t num_origins;
   char *subprotocols[AGENTWS__MAX_LIST]; /* owned; [0] is "agentws.v1" */

@@ -7,8 +7,19 @@
 
 /* ------------------------------------------------ transport -> host hooks */
 
+static int hook_request(agentws__conn *c, const agentws__http_request *req,
+                        const char **reason, void *ud) {
+  return agentws__auth_on_request(ud, c, req, reason);
+}
+
 static void hook_open(agentws__conn *c, void *ud) {
   agentws_manager *m = ud;
+  agentws__session *s = c->app;
+  if (!m->cfg->raw_messages && s != NULL && s->user != NULL) {
+    agentws__emitter_open(&m->emitter, s); /* welcome, resume */
+    if (c->state != AGENTWS__CONN_WS)
+      return;
+  }
   if (m->cbs.on_open != NULL)
     m->cbs.on_open(m, c->id, m->user_data);
 }
@@ -16,16 +27,34 @@ static void hook_open(agentws__conn *c, void *ud) {
 static int hook_message(agentws__conn *c, int type, const uint8_t *data,
                         size_t len, void *ud) {
   agentws_manager *m = ud;
+  agentws__session *s = c->app;
+  if (!m->cfg->raw_messages && s != NULL && s->user != NULL) {
+    agentws__emitter_message(&m->emitter, s, type, data, len);
+    return 0;
+  }
   if (m->cbs.on_message == NULL)
     return 0;
   return m->cbs.on_message(m, c->id, type, data, len, m->user_data);
 }
 
+static void hook_writable(agentws__conn *c, void *ud) {
+  agentws_manager *m = ud;
+  agentws__session *s = c->app;
+  if (s != NULL && s->user != NULL && (s->behind || !agentws__list_empty(
+                                                        &s->rooms)))
+    agentws__emitter_writable(&m->emitter, s);
+}
+
 static void hook_close(agentws__conn *c, int code, const char *reason,
                        size_t reason_len, void *ud) {
   agentws_manager *m = ud;
-  if (m->cbs.on_close != NULL)
+  agentws__session *s = c->app;
+  if (s != NULL)
+    agentws__emitter_detach(&m->emitter, s); /* not a target any more */
+  if (c->opened && m->cbs.on_close != NULL)
     m->cbs.on_close(m, c->id, code, reason, reason_len, m->user_data);
+  if (s != NULL)
+    agentws__session_free(m, s);
 }
 
 static void release(agentws_manager *m);
@@ -59,15 +88,21 @@ static void drain_posts(agentws_manager *m) {
   }
 }
 
-static void hook_closed(agentws__transport *t, void *ud) {
-  agentws_manager *m = ud;
-  (void)t;
+static void emitter_closed_cb(uv_handle_t *h) {
+  agentws__emitter *e = h->data;
+  agentws_manager *m = e->m;
   /* Last: accepted posts still run, then no more are taken. */
   uv_mutex_lock(&m->lock);
   m->post_closed = 1;
   uv_mutex_unlock(&m->lock);
   drain_posts(m);
   uv_close((uv_handle_t *)&m->async, async_close_cb);
+}
+
+static void hook_closed(agentws__transport *t, void *ud) {
+  agentws_manager *m = ud;
+  (void)t;
+  agentws__emitter_close(&m->emitter, emitter_closed_cb);
 }
 
 static void begin_close(agentws_manager *m) {
@@ -79,6 +114,7 @@ static void on_async(uv_async_t *h) {
   agentws_manager *m = h->data;
   int stop;
   drain_posts(m);
+  agentws__emitter_drain(&m->emitter);
   uv_mutex_lock(&m->lock);
   stop = m->stop_requested;
   uv_mutex_unlock(&m->lock);
@@ -116,6 +152,8 @@ static int init(agentws_manager **out, uv_loop_t *loop, uv_loop_t *own,
     agentws__mem_free(mem, m);
     return rv;
   }
+  hooks.on_request = hook_request;
+  hooks.on_writable = hook_writable;
   hooks.on_open = hook_open;
   hooks.on_message = hook_message;
   hooks.on_close = hook_close;
@@ -129,9 +167,17 @@ static int init(agentws_manager **out, uv_loop_t *loop, uv_loop_t *own,
     return rv;
   }
   m->async.data = m;
+  rv = agentws__emitter_init(&m->emitter, m, loop, &m->async, m->cfg, mem);
+  if (rv != 0) {
+    m->free_on_closed = 1;
+    m->closing = 1;
+    uv_close((uv_handle_t *)&m->async, async_close_cb);
+    return rv;
+  }
   rv = agentws__transport_init(&m->transport, loop, mem, m->cfg, &hooks);
   if (rv != 0) {
-    /* Only the async handle exists; it frees |m| when the loop closes it. */
+    /* The async handle frees |m| when the loop closes it. */
+    uv_close((uv_handle_t *)&m->emitter.sweep, NULL);
     m->free_on_closed = 1;
     m->closing = 1;
     uv_close((uv_handle_t *)&m->async, async_close_cb);
@@ -288,6 +334,7 @@ static void release(agentws_manager *m) {
   const agentws__mem *mem = m->mem;
   uv_loop_t *own = m->own_loop;
   agentws__transport_free(&m->transport);
+  agentws__emitter_free(&m->emitter);
   uv_mutex_destroy(&m->lock);
   agentws_config_free(m->cfg);
   agentws__mem_free(mem, m);

@@ -7,6 +7,7 @@
 #include "agentws.h"
 #include "agentws_callbacks.h"
 #include "agentws_config.h"
+#include "agentws_emitter.h"
 #include "agentws_transport.h"
 
 /* One posted call waiting for the loop thread. */
@@ -38,7 +39,15 @@ struct agentws_manager {
   agentws__post *post_head, *post_tail; /* FIFO of posted calls */
   int post_closed;           /* no more posts accepted */
   int stop_requested;        /* agentws_manager_stop() asked (under lock) */
+  agentws__emitter emitter;  /* registry, streams, delivery */
   agentws__transport transport; /* sockets and framing (large: read buf) */
 };
+
+/* agentws_auth.c */
+int agentws__auth_on_request(agentws_manager *m, agentws__conn *c,
+                             const agentws__http_request *req,
+                             const char **reason);
+agentws__session *agentws__session_new(agentws_manager *m, agentws__conn *c);
+void agentws__session_free(agentws_manager *m, agentws__session *s);
 
 #endif /* AGENTWS_MANAGER_H */

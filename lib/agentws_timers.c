@@ -22,6 +22,9 @@ static void expire(agentws__conn *c, int tl) {
   case AGENTWS__TL_PINGED:
     agentws__conn_kill(c, AGENTWS_CLOSE_ABNORMAL, "ping timeout");
     break;
+  case AGENTWS__TL_AUTH:
+    agentws__upgrade_refuse(c, 503, "authentication did not answer in time");
+    break;
   default: /* CLOSING: the peer did not finish in time */
     agentws__conn_kill(c, 0, NULL);
     break;
@@ -70,6 +73,7 @@ int agentws__timers_init(agentws__transport *t) {
   t->tl_ms[AGENTWS__TL_PINGED] = cfg->pong_timeout_ms;
   t->tl_ms[AGENTWS__TL_OPEN] = 0;
   t->tl_ms[AGENTWS__TL_CLOSING] = cfg->close_timeout_ms;
+  t->tl_ms[AGENTWS__TL_AUTH] = cfg->auth_timeout_ms;
   /* Tick at an eighth of the shortest timeout: deadlines are met within
    * 12.5%, and a 1 s tick bounds the cost of long ones. */
   m = min_nonzero(m, cfg->handshake_timeout_ms);
@@ -77,6 +81,7 @@ int agentws__timers_init(agentws__transport *t) {
   m = min_nonzero(m, cfg->pong_timeout_ms);
   m = min_nonzero(m, cfg->idle_timeout_ms);
   m = min_nonzero(m, cfg->close_timeout_ms);
+  m = min_nonzero(m, cfg->auth_timeout_ms);
   m /= 8;
   if (m < 5)
     m = 5;

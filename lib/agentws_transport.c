@@ -325,14 +325,14 @@ void agentws__conn_set_close_info(agentws__conn *c, int code,
 static void conn_close_cb(uv_handle_t *h) {
   agentws__conn *c = h->data;
   agentws__transport *t = c->t;
-  if (c->opened) {
+  if (c->opened)
     t->num_ws--;
-    if (t->hooks.on_close != NULL)
-      t->hooks.on_close(c, c->close_code ? c->close_code
-                                         : AGENTWS_CLOSE_ABNORMAL,
-                        c->reason ? c->reason : "", c->reason_len,
-                        t->hooks.user_data);
-  }
+  if ((c->opened || c->app != NULL) && t->hooks.on_close != NULL)
+    t->hooks.on_close(c, c->close_code ? c->close_code
+                                       : AGENTWS_CLOSE_ABNORMAL,
+                      c->reason ? c->reason : "", c->reason_len,
+                      t->hooks.user_data);
+  agentws__upgrade_release(c);
   /* The id stays valid through on_close, so the host can fetch and free
    * its per-connection user data there. */
   agentws__idmap_del(&t->conns, c->id);
@@ -408,6 +408,7 @@ void agentws__transport_close(agentws__transport *t) {
     uv_close((uv_handle_t *)&l->tcp, listener_close_cb);
   }
   close_list(t, AGENTWS__TL_HANDSHAKE);
+  close_list(t, AGENTWS__TL_AUTH);
   close_list(t, AGENTWS__TL_ACTIVE);
   close_list(t, AGENTWS__TL_PINGED);
   close_list(t, AGENTWS__TL_OPEN);

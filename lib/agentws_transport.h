@@ -26,12 +26,23 @@ typedef struct agentws__conn agentws__conn;
 typedef struct agentws__ws_slot agentws__ws_slot;
 
 /* What the transport reports upward; every hook runs on the loop thread. */
+/* on_request's answer when the decision comes later. */
+#define AGENTWS__PENDING (-1)
+
 typedef struct agentws__transport_hooks {
+  /* A valid upgrade request: 0 accepts now, an HTTP status (with a static
+   * |*reason|) refuses, AGENTWS__PENDING waits for agentws__upgrade_accept()
+   * or agentws__upgrade_refuse() (or the auth timeout: 503). */
+  int (*on_request)(agentws__conn *c, const agentws__http_request *req,
+                    const char **reason, void *ud);
   void (*on_open)(agentws__conn *c, void *ud);
   int (*on_message)(agentws__conn *c, int type, const uint8_t *data,
                     size_t len, void *ud);
+  /* Every conn that got past on_request (opened or not) ends here. */
   void (*on_close)(agentws__conn *c, int code, const char *reason,
                    size_t reason_len, void *ud);
+  /* All queued output was written: the emitter may send more. */
+  void (*on_writable)(agentws__conn *c, void *ud);
   void (*on_closed)(agentws__transport *t, void *ud); /* all handles gone */
   void *user_data; /* the manager */
 } agentws__transport_hooks;
@@ -51,6 +62,7 @@ enum {
   AGENTWS__TL_PINGED,    /* ping sent; dropped after pong_timeout */
   AGENTWS__TL_OPEN,      /* WebSocket with pings off: never expires */
   AGENTWS__TL_CLOSING,   /* closing/lingering; dropped after close_timeout */
+  AGENTWS__TL_AUTH,      /* awaiting the host's auth answer: 503 after */
   AGENTWS__TL_COUNT
 };
 
@@ -81,6 +93,8 @@ struct agentws__conn {
   agentws__buf out;        /* bytes queued, not yet handed to a write */
   size_t inflight;         /* bytes in the uv_write in flight */
   agentws__ws_slot *ws;    /* wslay context lent while mid-message */
+  void *app;               /* the manager's session for this conn */
+  struct agentws__pend *pend; /* handshake awaiting its answer, or NULL */
 };
 
 /* A listening socket. */
@@ -156,6 +170,12 @@ void agentws__upgrade_feed(agentws__conn *c, const uint8_t *data,
                            size_t len, int in_head);
 /* Answers |status| with |body| and lingers; for timeouts and limits. */
 void agentws__upgrade_refuse(agentws__conn *c, int status, const char *body);
+/* Completes a pending handshake: 101, on_open, pipelined bytes. */
+void agentws__upgrade_accept(agentws__conn *c);
+/* Frees c->pend (conn going away). */
+void agentws__upgrade_release(agentws__conn *c);
+/* Bytes waiting to be written on |c| (queued + in flight). */
+uint64_t agentws__writer_queued(const agentws__conn *c);
 
 /* agentws_ws.c */
 int agentws__ws_init(agentws__transport *t);

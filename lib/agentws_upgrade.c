@@ -15,6 +15,7 @@ void agentws__upgrade_refuse(agentws__conn *c, int status, const char *body) {
   char resp[RESPONSE_MAX];
   int n = agentws__http_write_error(resp, sizeof(resp), status, body);
   agentws__buf_free(&c->head, c->t->mem);
+  agentws__upgrade_release(c);
   c->state = AGENTWS__CONN_LINGER;
   agentws__conn_set_timer(c, AGENTWS__TL_CLOSING);
   if (n < 0 || agentws__writer_append(c, resp, (size_t)n, 1) != 0) {
@@ -59,19 +60,42 @@ static int path_is(const agentws__http_request *req, const char *path) {
   return n == strlen(path) && memcmp(req->target, path, n) == 0;
 }
 
+/* A handshake that passed the checks, kept until it is answered. */
+typedef struct agentws__pend {
+  char key[64];        /* Sec-WebSocket-Key (24 chars) */
+  size_t key_len;
+  int subprotocol;     /* index into the config's list, -1 none */
+  agentws__buf rest;   /* bytes pipelined after the head */
+} agentws__pend;
+
+void agentws__upgrade_release(agentws__conn *c) {
+  if (c->pend == NULL)
+    return;
+  agentws__buf_free(&c->pend->rest, c->t->mem);
+  agentws__mem_free(c->t->mem, c->pend);
+  c->pend = NULL;
+}
+
 /* Switches to WebSocket: 101, on_open, then the pipelined bytes. */
-static void open_ws(agentws__conn *c, const agentws__hs_result *res,
-                    const uint8_t *rest, size_t rest_len) {
+void agentws__upgrade_accept(agentws__conn *c) {
   agentws__transport *t = c->t;
+  agentws__pend *p = c->pend;
   char resp[RESPONSE_MAX];
-  const char *proto =
-      res->subprotocol >= 0 ? t->cfg->subprotocols[res->subprotocol] : NULL;
-  int n = agentws__handshake_write_101(resp, sizeof(resp), res->key,
-                                       res->key_len, proto);
+  const char *proto;
+  agentws__buf rest;
+  int n;
+  if (p == NULL || c->state != AGENTWS__CONN_HTTP)
+    return;
+  proto = p->subprotocol >= 0 ? t->cfg->subprotocols[p->subprotocol] : NULL;
+  n = agentws__handshake_write_101(resp, sizeof(resp), p->key, p->key_len,
+                                   proto);
   if (n < 0 || agentws__writer_append(c, resp, (size_t)n, 1) != 0) {
     agentws__conn_kill(c, 0, NULL);
     return;
   }
+  rest = p->rest;
+  memset(&p->rest, 0, sizeof(p->rest));
+  agentws__upgrade_release(c);
   c->subprotocol = proto != NULL ? proto : "";
   c->state = AGENTWS__CONN_WS;
   c->opened = 1;
@@ -82,8 +106,41 @@ static void open_ws(agentws__conn *c, const agentws__hs_result *res,
   agentws__conn_touch_msg(c);
   if (t->hooks.on_open != NULL)
     t->hooks.on_open(c, t->hooks.user_data);
-  if (rest_len > 0 && c->state == AGENTWS__CONN_WS)
-    agentws__ws_feed(c, rest, rest_len);
+  if (rest.len > 0 && c->state == AGENTWS__CONN_WS)
+    agentws__ws_feed(c, rest.data, rest.len);
+  agentws__buf_free(&rest, t->mem);
+}
+
+static void start_upgrade(agentws__conn *c, const agentws__http_request *req,
+                          const agentws__hs_result *res, const uint8_t *rest,
+                          size_t rest_len) {
+  agentws__transport *t = c->t;
+  const char *reason = "refused";
+  agentws__pend *p = agentws__mem_calloc(t->mem, 1, sizeof(*p));
+  int rv;
+  if (p == NULL || res->key_len >= sizeof(p->key) ||
+      agentws__buf_append(&p->rest, t->mem, rest, rest_len) != 0) {
+    if (p != NULL)
+      agentws__buf_free(&p->rest, t->mem);
+    agentws__mem_free(t->mem, p);
+    agentws__upgrade_refuse(c, 500, "out of memory");
+    return;
+  }
+  memcpy(p->key, res->key, res->key_len);
+  p->key_len = res->key_len;
+  p->subprotocol = res->subprotocol;
+  c->pend = p;
+  rv = t->hooks.on_request != NULL
+           ? t->hooks.on_request(c, req, &reason, t->hooks.user_data)
+           : 0;
+  if (c->state != AGENTWS__CONN_HTTP)
+    return;
+  if (rv == 0)
+    agentws__upgrade_accept(c);
+  else if (rv == AGENTWS__PENDING)
+    agentws__conn_set_timer(c, AGENTWS__TL_AUTH);
+  else
+    agentws__upgrade_refuse(c, rv > 0 ? rv : 500, reason);
 }
 
 static void route(agentws__conn *c, const agentws__http_request *req,
@@ -118,7 +175,7 @@ static void route(agentws__conn *c, const agentws__http_request *req,
     agentws__upgrade_refuse(c, 503, "too many connections");
     return;
   }
-  open_ws(c, &res, rest, rest_len);
+  start_upgrade(c, req, &res, rest, rest_len);
 }
 
 void agentws__upgrade_feed(agentws__conn *c, const uint8_t *data,

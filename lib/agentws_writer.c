@@ -19,6 +19,8 @@ static uint64_t queued(const agentws__conn *c) {
   return (uint64_t)c->out.len + c->inflight;
 }
 
+uint64_t agentws__writer_queued(const agentws__conn *c) { return queued(c); }
+
 /* Takes a cached buffer for an empty output so steady traffic does not
  * allocate, while an idle connection holds none. */
 static void take_cached(agentws__conn *c) {
@@ -159,6 +161,11 @@ static void shutdown_cb(uv_shutdown_t *req, int status) {
 
 void agentws__conn_flushed(agentws__conn *c) {
   uv_shutdown_t *req;
+  if (c->state == AGENTWS__CONN_WS) {
+    if (c->t->hooks.on_writable != NULL)
+      c->t->hooks.on_writable(c, c->t->hooks.user_data);
+    return;
+  }
   if (c->state == AGENTWS__CONN_CLOSING && c->close_received) {
     /* Close handshake done; the server closes TCP first (RFC 6455 7.1.1) */
     agentws__conn_kill(c, c->close_code, NULL);

@@ -112,6 +112,7 @@ int th_teardown(void **state) {
 
 int th_start(th_server *s, const agentws_config *cfg) {
   agentws_callbacks *cbs;
+  agentws_config *raw = NULL;
   int rv;
   memset(s, 0, sizeof(*s));
   rv = uv_loop_init(&s->loop);
@@ -121,7 +122,15 @@ int th_start(th_server *s, const agentws_config *cfg) {
   cbs = th_callbacks();
   if (cbs == NULL)
     return AGENTWS_ERR_NOMEM;
+  /* These tests exercise the transport: raw messages, no agent protocol. */
+  if (cfg == NULL) {
+    if (agentws_config_new(&raw) != 0 ||
+        agentws_config_set_raw_messages(raw, 1) != 0)
+      return AGENTWS_ERR_NOMEM;
+    cfg = raw;
+  }
   rv = agentws_manager_new(&s->m, &s->loop, cfg, cbs, s);
+  agentws_config_free(raw);
   agentws_callbacks_free(cbs); /* copied by the manager */
   if (rv != 0)
     return rv;

@@ -100,6 +100,7 @@ static void host_close(host *h) {
 static void start_short_close(th_server *s) {
   agentws_config *cfg;
   assert_int_equal(agentws_config_new(&cfg), 0);
+  assert_int_equal(agentws_config_set_raw_messages(cfg, 1), 0);
   assert_int_equal(agentws_config_set_close_timeout_ms(cfg, 300), 0);
   assert_int_equal(th_start(s, cfg), 0);
   agentws_config_free(cfg);
@@ -335,6 +336,7 @@ static void test_adopt_too_big(void **state) {
   uint64_t id = 12345;
   (void)state;
   assert_int_equal(agentws_config_new(&cfg), 0);
+  assert_int_equal(agentws_config_set_raw_messages(cfg, 1), 0);
   assert_int_equal(agentws_config_set_max_header_bytes(cfg, 256), 0);
   assert_int_equal(th_start(&s, cfg), 0);
   agentws_config_free(cfg);

@@ -274,6 +274,7 @@ static void test_peer_close_1012_1014(void **state) {
   uint64_t t0;
   (void)state;
   assert_int_equal(agentws_config_new(&cfg), 0);
+  assert_int_equal(agentws_config_set_raw_messages(cfg, 1), 0);
   assert_int_equal(agentws_config_set_close_timeout_ms(cfg, 3000), 0);
   assert_int_equal(th_start(&s, cfg), 0);
   agentws_config_free(cfg);
@@ -423,6 +424,7 @@ static void test_subprotocols(void **state) {
   const char *p = NULL;
   (void)state;
   assert_int_equal(agentws_config_new(&cfg), 0);
+  assert_int_equal(agentws_config_set_raw_messages(cfg, 1), 0);
   assert_int_equal(agentws_config_add_subprotocol(cfg, "chat"), 0);
   assert_int_equal(th_start(&s, cfg), 0);
   agentws_config_free(cfg); /* the manager has its own copy */
@@ -528,6 +530,7 @@ static void ud_close(agentws_manager *m, uint64_t id, int code,
 static void test_manager_user_data_reaches_callbacks(void **state) {
   static th_server s; /* only loop and m are used (own callbacks here) */
   agentws_callbacks *cbs;
+  agentws_config *cfg;
   tc_client c;
   static int a, b;
   int port = 0;
@@ -540,7 +543,10 @@ static void test_manager_user_data_reaches_callbacks(void **state) {
   agentws_callbacks_set_on_open(cbs, ud_open);
   agentws_callbacks_set_on_message(cbs, ud_msg);
   agentws_callbacks_set_on_close(cbs, ud_close);
-  assert_int_equal(agentws_manager_new(&s.m, &s.loop, NULL, cbs, &a), 0);
+  assert_int_equal(agentws_config_new(&cfg), 0);
+  assert_int_equal(agentws_config_set_raw_messages(cfg, 1), 0);
+  assert_int_equal(agentws_manager_new(&s.m, &s.loop, cfg, cbs, &a), 0);
+  agentws_config_free(cfg);
   agentws_callbacks_free(cbs);
   assert_int_equal(agentws_manager_listen(s.m, NULL, 0, &port), 0);
   assert_int_equal(tc_connect(&c, "127.0.0.1", port, th_pump, &s), 0);
@@ -668,6 +674,7 @@ static void test_manager_close_timeout(void **state) {
   uint64_t t0;
   (void)state;
   assert_int_equal(agentws_config_new(&cfg), 0);
+  assert_int_equal(agentws_config_set_raw_messages(cfg, 1), 0);
   assert_int_equal(agentws_config_set_close_timeout_ms(cfg, 200), 0);
   assert_int_equal(th_start(&s, cfg), 0);
   agentws_config_free(cfg);
@@ -831,6 +838,7 @@ static void test_ws_path_and_healthz(void **state) {
   agentws_config *cfg;
   (void)state;
   assert_int_equal(agentws_config_new(&cfg), 0);
+  assert_int_equal(agentws_config_set_raw_messages(cfg, 1), 0);
   assert_int_equal(agentws_config_set_ws_path(cfg, "/events"), 0);
   assert_int_equal(th_start(&s, cfg), 0);
   agentws_config_free(cfg);

@@ -25,10 +25,17 @@
 static void start_threaded(th_server *s, const agentws_config *cfg,
                            int start) {
   agentws_callbacks *cbs = th_callbacks();
+  agentws_config *raw = NULL;
   assert_non_null(cbs);
   s->threaded = 1;
   th_track(s);
+  if (cfg == NULL) { /* transport tests: raw messages, no agent protocol */
+    assert_int_equal(agentws_config_new(&raw), 0);
+    assert_int_equal(agentws_config_set_raw_messages(raw, 1), 0);
+    cfg = raw;
+  }
   assert_int_equal(agentws_manager_new_threaded(&s->m, cfg, cbs, s), 0);
+  agentws_config_free(raw);
   agentws_callbacks_free(cbs);
   assert_int_equal(agentws_manager_listen(s->m, "127.0.0.1", 0, &s->port),
                    0);
@@ -86,6 +93,7 @@ static void test_threaded_echo(void **state) {
   s.on_open = seen_open;
   s.on_msg = seen_msg;
   assert_int_equal(agentws_config_new(&cfg), 0);
+  assert_int_equal(agentws_config_set_raw_messages(cfg, 1), 0);
   assert_int_equal(agentws_config_set_close_timeout_ms(cfg, 300), 0);
   start_threaded(&s, cfg, 1);
   agentws_config_free(cfg);

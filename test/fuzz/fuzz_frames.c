@@ -45,6 +45,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   fcntl(sv[1], F_SETFL, O_NONBLOCK);
   uv_loop_init(&loop);
   agentws_config_new(&cfg);
+  agentws_config_set_raw_messages(cfg, 1);
   agentws_config_set_max_message_size(cfg, 4096);
   agentws_config_set_max_queued_bytes(cfg, 8192);
   agentws_callbacks_new(&cbs);

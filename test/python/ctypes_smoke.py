@@ -21,6 +21,7 @@ lib.agentws_strerror.restype = C.c_char_p
 lib.agentws_config_new.argtypes = [C.POINTER(P)]
 lib.agentws_config_free.argtypes = [P]
 lib.agentws_config_set_ping_interval_ms.argtypes = [P, C.c_int64]
+lib.agentws_config_set_raw_messages.argtypes = [P, C.c_int]
 lib.agentws_callbacks_new.argtypes = [C.POINTER(P)]
 lib.agentws_callbacks_free.argtypes = [P]
 ON_MESSAGE = C.CFUNCTYPE(C.c_int, P, C.c_uint64, C.c_int,
@@ -65,6 +66,7 @@ def on_message(m, conn, typ, data, length, ud):
 cfg, cbs, mgr = P(), P(), P()
 check(lib.agentws_config_new(C.byref(cfg)))
 check(lib.agentws_config_set_ping_interval_ms(cfg, 0))
+check(lib.agentws_config_set_raw_messages(cfg, 1))
 check(lib.agentws_callbacks_new(C.byref(cbs)))
 lib.agentws_callbacks_set_on_message(cbs, on_message)
 lib.agentws_callbacks_set_on_open(cbs, on_open)

@@ -1,0 +1,462 @@
+/* Emit (any thread) -> publish (loop thread) -> deliver or catch up. */
+#include "agentws_emitter.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "agentws_manager.h"
+
+#define PUMP_BUDGET (64u * 1024)  /* bytes written per writable turn */
+#define MERGE_MAX 256             /* thinking deltas merged at most */
+#define GC_IDLE_MS (10u * 60000)  /* empty, unwatched streams kept this long */
+
+/* ------------------------------------------------------------ emit side */
+
+static int64_t wall_ms(void) {
+  uv_timeval64_t tv;
+  if (uv_gettimeofday(&tv) != 0)
+    return 0;
+  return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+/* Builds on the calling thread, queues under the lock, wakes the loop. */
+static int emit(agentws_manager *m, agentws__emit_args *a) {
+  agentws__emitter *e;
+  agentws__event *ev;
+  int rv;
+  if (m == NULL)
+    return AGENTWS_ERR_INVALID_ARGUMENT;
+  e = &m->emitter;
+  if (m->cfg->raw_messages)
+    return AGENTWS_ERR_INVALID_STATE;
+  a->ts_ms = wall_ms();
+  rv = agentws__event_build(e->mem, a, m->cfg->max_event_bytes, &ev);
+  if (rv != 0)
+    return rv;
+  ev->emit_ns = uv_hrtime();
+  ev->refcnt = 1;
+  ev->next = NULL;
+  uv_mutex_lock(&e->lock);
+  if (e->closed) {
+    uv_mutex_unlock(&e->lock);
+    agentws__event_free(e->mem, ev);
+    return AGENTWS_ERR_INVALID_STATE;
+  }
+  if (e->q_tail != NULL)
+    e->q_tail->next = ev;
+  else
+    e->q_head = ev;
+  e->q_tail = ev;
+  uv_async_send(e->wake);
+  uv_mutex_unlock(&e->lock);
+  return 0;
+}
+
+#define TARGET_ARGS(a, t, id)                                               \
+  memset(&(a), 0, sizeof(a));                                                \
+  (a).target = (t);                                                          \
+  (a).target_id = (id)
+
+int agentws_emit_agent_started(agentws_manager *m, int target,
+                               const char *target_id, const char *run_id,
+                               const char *agent, const char *data_json) {
+  agentws__emit_args a;
+  TARGET_ARGS(a, target, target_id);
+  a.type = AGENTWS__EV_AGENT_STARTED;
+  a.run_id = run_id;
+  a.agent = agent;
+  a.data_json = data_json;
+  return emit(m, &a);
+}
+
+int agentws_emit_agent_thinking(agentws_manager *m, int target,
+                                const char *target_id, const char *run_id,
+                                const char *text, size_t text_len,
+                                const char *data_json) {
+  agentws__emit_args a;
+  if (text == NULL && text_len > 0)
+    return AGENTWS_ERR_INVALID_ARGUMENT;
+  TARGET_ARGS(a, target, target_id);
+  a.type = AGENTWS__EV_AGENT_THINKING;
+  a.run_id = run_id;
+  a.text = text != NULL ? text : "";
+  a.text_len = text_len;
+  a.data_json = data_json;
+  return emit(m, &a);
+}
+
+int agentws_emit_tool_executing(agentws_manager *m, int target,
+                                const char *target_id, const char *run_id,
+                                const char *tool, const char *tool_call_id,
+                                const char *args_json) {
+  agentws__emit_args a;
+  TARGET_ARGS(a, target, target_id);
+  a.type = AGENTWS__EV_TOOL_EXECUTING;
+  a.run_id = run_id;
+  a.tool = tool;
+  a.tool_call_id = tool_call_id;
+  a.args_json = args_json;
+  return emit(m, &a);
+}
+
+int agentws_emit_tool_completed(agentws_manager *m, int target,
+                                const char *target_id, const char *run_id,
+                                const char *tool, const char *tool_call_id,
+                                int ok, int64_t duration_ms,
+                                const char *result_json) {
+  agentws__emit_args a;
+  TARGET_ARGS(a, target, target_id);
+  a.type = AGENTWS__EV_TOOL_COMPLETED;
+  a.run_id = run_id;
+  a.tool = tool;
+  a.tool_call_id = tool_call_id;
+  a.ok = ok;
+  a.duration_ms = duration_ms;
+  a.result_json = result_json;
+  return emit(m, &a);
+}
+
+int agentws_emit_agent_completed(agentws_manager *m, int target,
+                                 const char *target_id, const char *run_id,
+                                 int64_t duration_ms, const char *result_json,
+                                 const char *data_json) {
+  agentws__emit_args a;
+  TARGET_ARGS(a, target, target_id);
+  a.type = AGENTWS__EV_AGENT_COMPLETED;
+  a.run_id = run_id;
+  a.duration_ms = duration_ms;
+  a.result_json = result_json;
+  a.data_json = data_json;
+  return emit(m, &a);
+}
+
+int agentws_emit_agent_error(agentws_manager *m, int target,
+                             const char *target_id, const char *run_id,
+                             const char *code, const char *message,
+                             const char *severity, int retryable,
+                             const char *data_json) {
+  agentws__emit_args a;
+  TARGET_ARGS(a, target, target_id);
+  a.type = AGENTWS__EV_AGENT_ERROR;
+  a.run_id = run_id;
+  a.code = code;
+  a.message = message;
+  a.severity = severity;
+  a.retryable = retryable;
+  a.data_json = data_json;
+  return emit(m, &a);
+}
+
+int agentws_emit_custom(agentws_manager *m, int target, const char *target_id,
+                        const char *type, const char *run_id,
+                        const char *data_json) {
+  agentws__emit_args a;
+  TARGET_ARGS(a, target, target_id);
+  a.type = AGENTWS__EV_CUSTOM;
+  a.custom_type = type;
+  a.run_id = run_id;
+  a.data_json = data_json;
+  return emit(m, &a);
+}
+
+/* ----------------------------------------------------- streams and epochs */
+
+static agentws__stream *stream_new(agentws__emitter *e) {
+  agentws__stream *st;
+  char epoch[32];
+  snprintf(epoch, sizeof(epoch), "e-%s.%llx", e->epoch_base,
+           (unsigned long long)++e->generation);
+  return agentws__stream_new(e->mem, epoch, &st) == 0 ? st : NULL;
+}
+
+agentws__stream *agentws__emitter_user_stream(agentws__emitter *e,
+                                              agentws__user *u) {
+  if (u->stream == NULL)
+    u->stream = stream_new(e);
+  return u->stream;
+}
+
+agentws__stream *agentws__emitter_room_stream(agentws__emitter *e,
+                                              agentws__room *rm) {
+  if (rm->stream == NULL)
+    rm->stream = stream_new(e);
+  return rm->stream;
+}
+
+/* ------------------------------------------------------------- delivery */
+
+/* Output a connection may hold before it reads from the backlog instead. */
+static uint64_t soft_limit(const agentws__emitter *e) {
+  uint64_t q = e->cfg->max_queued_bytes / 2;
+  return q < 65536 ? q : 65536;
+}
+
+int agentws__emitter_send_json(agentws__session *s, const char *json,
+                               size_t len) {
+  int rv = agentws__ws_send(s->conn, 0x1, (const uint8_t *)json, len, 0);
+  if (rv == AGENTWS_ERR_QUEUE_FULL)
+    s->m->emitter.stats.slow_closed++;
+  return rv;
+}
+
+static void slow_close(agentws__emitter *e, agentws__session *s) {
+  e->stats.slow_closed++;
+  agentws__writer_discard(s->conn);
+  agentws__ws_close(s->conn, AGENTWS_CLOSE_TRY_AGAIN_LATER, "slow consumer",
+                    13, 1);
+}
+
+/* One live event to one connection's position in one stream. */
+static void deliver(agentws__emitter *e, agentws__session *s, uint64_t *pos,
+                    int *behind, agentws__event *ev) {
+  if (s->conn->state != AGENTWS__CONN_WS || !s->welcomed || *behind ||
+      ev->seq <= *pos)
+    return;
+  if (agentws__writer_queued(s->conn) > soft_limit(e)) {
+    *behind = 1; /* on_writable reads on from the backlog */
+    return;
+  }
+  if (agentws__emitter_send_json(s, ev->json, ev->len) != 0)
+    return;
+  *pos = ev->seq;
+  s->delivered = 1;
+  e->stats.delivered++;
+}
+
+/* Same run and both thinking: may be merged for a lagging connection. */
+static int mergeable(const agentws__event *a, const agentws__event *b) {
+  return a->type == AGENTWS__EV_AGENT_THINKING &&
+         b->type == AGENTWS__EV_AGENT_THINKING && a->run_id != NULL &&
+         b->run_id != NULL && strcmp(a->run_id, b->run_id) == 0;
+}
+
+/*
+ * Catches one stream up from the backlog, up to the budget. Returns 0, or
+ * -1 when the connection was closed (fell out of the window or over the
+ * queue bound: 1013, it can resume).
+ */
+int agentws__emitter_catch_up(agentws__emitter *e, agentws__session *s,
+                              agentws__stream *st, uint64_t *pos,
+                              int *behind, size_t *budget) {
+  agentws__event *merge[MERGE_MAX];
+  if (st == NULL) {
+    *behind = 0;
+    return 0;
+  }
+  if (*pos + 1 < agentws__stream_first(st) ||
+      agentws__stream_bytes_after(st, *pos) > e->cfg->max_queued_bytes) {
+    slow_close(e, s);
+    return -1;
+  }
+  while (*pos < st->seq && *budget > 0 &&
+         s->conn->state == AGENTWS__CONN_WS) {
+    agentws__event *ev = agentws__stream_get(st, *pos + 1);
+    size_t n = 1, i;
+    int rv;
+    merge[0] = ev;
+    while (n < MERGE_MAX && *pos + n < st->seq) {
+      agentws__event *next = agentws__stream_get(st, *pos + n + 1);
+      if (!mergeable(merge[n - 1], next))
+        break;
+      merge[n++] = next;
+    }
+    if (n == 1) {
+      rv = agentws__emitter_send_json(s, ev->json, ev->len);
+    } else {
+      e->scratch.len = 0;
+      rv = agentws__event_write_merged(&e->scratch, e->mem, merge, n);
+      if (rv == 0)
+        rv = agentws__emitter_send_json(s, (const char *)e->scratch.data,
+                                        e->scratch.len);
+      e->stats.coalesced += n - 1;
+    }
+    if (rv != 0)
+      return -1;
+    for (i = 0; i < n; i++)
+      *budget = *budget > merge[i]->len ? *budget - merge[i]->len : 0;
+    *pos += n;
+    s->delivered = 1;
+    e->stats.delivered++;
+    e->stats.replayed++;
+  }
+  if (*pos >= st->seq)
+    *behind = 0;
+  return 0;
+}
+
+void agentws__emitter_writable(agentws__emitter *e, agentws__session *s) {
+  size_t budget = PUMP_BUDGET;
+  agentws__list *it;
+  if (!s->welcomed)
+    return;
+  if (s->behind && s->user != NULL &&
+      agentws__emitter_catch_up(e, s, s->user->stream, &s->pos, &s->behind,
+                                &budget) != 0)
+    return;
+  for (it = s->rooms.next; it != &s->rooms && budget > 0;) {
+    agentws__member *mb = AGENTWS__CONTAINER_OF(it, agentws__member, snode);
+    it = it->next;
+    if (mb->behind &&
+        agentws__emitter_catch_up(e, s, mb->room->stream, &mb->pos,
+                                  &mb->behind, &budget) != 0)
+      return;
+  }
+}
+
+static void publish(agentws__emitter *e, agentws__event *ev) {
+  int64_t now = (int64_t)uv_now(e->m->loop);
+  agentws__stream *st = NULL;
+  agentws__list *it;
+  if (ev->target == AGENTWS_TARGET_USER) {
+    agentws__user *u = agentws__registry_user(&e->reg, ev->target_id);
+    st = u != NULL ? agentws__emitter_user_stream(e, u) : NULL;
+    if (st == NULL)
+      return;
+    agentws__stream_publish(st, e->mem, ev, &e->lim, now);
+    e->stats.emitted++;
+    for (it = u->sessions.next; it != &u->sessions; it = it->next) {
+      agentws__session *s = AGENTWS__CONTAINER_OF(it, agentws__session, unode);
+      deliver(e, s, &s->pos, &s->behind, ev);
+    }
+  } else {
+    agentws__room *rm = agentws__registry_room(&e->reg, ev->target_id);
+    st = rm != NULL ? agentws__emitter_room_stream(e, rm) : NULL;
+    if (st == NULL)
+      return;
+    agentws__stream_publish(st, e->mem, ev, &e->lim, now);
+    e->stats.emitted++;
+    for (it = rm->members.next; it != &rm->members; it = it->next) {
+      agentws__member *mb = AGENTWS__CONTAINER_OF(it, agentws__member, rnode);
+      deliver(e, mb->s, &mb->pos, &mb->behind, ev);
+    }
+  }
+}
+
+void agentws__emitter_drain(agentws__emitter *e) {
+  agentws__event *ev;
+  uv_mutex_lock(&e->lock);
+  ev = e->q_head;
+  e->q_head = e->q_tail = NULL;
+  uv_mutex_unlock(&e->lock);
+  while (ev != NULL) {
+    agentws__event *next = ev->next;
+    publish(e, ev);
+    agentws__event_unref(e->mem, ev); /* the backlog holds its own ref */
+    ev = next;
+  }
+}
+
+/* ------------------------------------------------------ sweep and setup */
+
+static void sweep_streams(agentws__emitter *e, int64_t now) {
+  size_t i;
+  for (i = 0; i < e->reg.users.cap; i++) {
+    agentws__user *u = e->reg.users.slots[i].value;
+    if (e->reg.users.slots[i].key == NULL || u->stream == NULL)
+      continue;
+    agentws__stream_expire(u->stream, e->mem, &e->lim, now);
+  }
+  for (i = 0; i < e->reg.rooms.cap; i++) {
+    agentws__room *rm = e->reg.rooms.slots[i].value;
+    if (e->reg.rooms.slots[i].key == NULL || rm->stream == NULL)
+      continue;
+    agentws__stream_expire(rm->stream, e->mem, &e->lim, now);
+  }
+}
+
+/* Forgets users and rooms nobody watches whose history is gone and idle. */
+static void collect(agentws__emitter *e, int64_t now) {
+  size_t i = 0;
+  while (i < e->reg.users.cap) {
+    agentws__user *u = e->reg.users.slots[i].value;
+    if (e->reg.users.slots[i].key != NULL && u->nsessions == 0 &&
+        (u->stream == NULL ||
+         (u->stream->count == 0 &&
+          (uint64_t)(now - u->stream->last_ms) > GC_IDLE_MS))) {
+      agentws__stream_free(e->mem, u->stream);
+      u->stream = NULL;
+      agentws__registry_user_gc(&e->reg, u);
+      continue; /* backward shift moved another entry into slot i */
+    }
+    i++;
+  }
+  i = 0;
+  while (i < e->reg.rooms.cap) {
+    agentws__room *rm = e->reg.rooms.slots[i].value;
+    if (e->reg.rooms.slots[i].key != NULL && rm->nmembers == 0 &&
+        (rm->stream == NULL ||
+         (rm->stream->count == 0 &&
+          (uint64_t)(now - rm->stream->last_ms) > GC_IDLE_MS))) {
+      agentws__stream_free(e->mem, rm->stream);
+      rm->stream = NULL;
+      agentws__registry_room_gc(&e->reg, rm);
+      continue;
+    }
+    i++;
+  }
+}
+
+static void on_sweep(uv_timer_t *h) {
+  agentws__emitter *e = h->data;
+  int64_t now = (int64_t)uv_now(e->m->loop);
+  sweep_streams(e, now);
+  collect(e, now);
+}
+
+int agentws__emitter_init(agentws__emitter *e, agentws_manager *m,
+                          uv_loop_t *loop, uv_async_t *wake,
+                          const agentws_config *cfg,
+                          const agentws__mem *mem) {
+  unsigned char rnd[4];
+  int rv;
+  memset(e, 0, sizeof(*e));
+  e->m = m;
+  e->mem = mem;
+  e->cfg = cfg;
+  e->wake = wake;
+  e->lim.max_events = (uint64_t)cfg->backlog_events;
+  e->lim.max_bytes = cfg->backlog_bytes;
+  e->lim.max_age_ms = (uint64_t)cfg->backlog_age_ms;
+  agentws__registry_init(&e->reg, mem);
+  /* The epoch must differ across restarts: random, not a counter. */
+  if (uv_random(NULL, NULL, rnd, sizeof(rnd), 0, NULL) != 0) {
+    uint64_t t = uv_hrtime();
+    memcpy(rnd, &t, sizeof(rnd));
+  }
+  snprintf(e->epoch_base, sizeof(e->epoch_base), "%02x%02x%02x%02x", rnd[0],
+           rnd[1], rnd[2], rnd[3]);
+  rv = uv_mutex_init(&e->lock);
+  if (rv != 0)
+    return rv;
+  uv_timer_init(loop, &e->sweep);
+  e->sweep.data = e;
+  uv_timer_start(&e->sweep, on_sweep, 1000, 1000);
+  uv_unref((uv_handle_t *)&e->sweep);
+  return 0;
+}
+
+void agentws__emitter_close(agentws__emitter *e, uv_close_cb close_cb) {
+  uv_mutex_lock(&e->lock);
+  e->closed = 1;
+  uv_mutex_unlock(&e->lock);
+  agentws__emitter_drain(e);
+  uv_close((uv_handle_t *)&e->sweep, close_cb);
+}
+
+static void free_stream(agentws__stream *st, void *ud) {
+  agentws__emitter *e = ud;
+  agentws__stream_free(e->mem, st);
+}
+
+void agentws__emitter_free(agentws__emitter *e) {
+  agentws__event *ev = e->q_head;
+  while (ev != NULL) {
+    agentws__event *next = ev->next;
+    agentws__event_free(e->mem, ev);
+    ev = next;
+  }
+  e->q_head = e->q_tail = NULL;
+  agentws__registry_free(&e->reg, free_stream, e);
+  agentws__buf_free(&e->scratch, e->mem);
+  uv_mutex_destroy(&e->lock);
+}

@@ -1,0 +1,105 @@
+/*
+ * Emitter: the typed, thread-safe emit path and delivery. Events are built
+ * on the emitting thread (codec), queued (short-lock MPSC), and on the loop
+ * thread get their stream's seq, go into its backlog and out to every
+ * connection of the target. A connection that cannot keep up stops taking
+ * live events and reads from the backlog instead ("behind"), so a stalled
+ * client costs no memory beyond the bounded backlog, and its thinking
+ * deltas are coalesced. Also the agentws.v1 protocol of a connection:
+ * welcome, resume, ack, ping, join/leave.
+ */
+#ifndef AGENTWS_EMITTER_H
+#define AGENTWS_EMITTER_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "agentws.h"
+#include "agentws_codec.h"
+#include "agentws_inbound.h"
+#include "agentws_registry.h"
+#include "agentws_stream.h"
+#include "agentws_transport.h"
+
+/* The library's state for one connection (transport conn->app). */
+typedef struct agentws__session {
+  agentws_manager *m;         /* owner */
+  agentws__conn *conn;        /* the transport connection */
+  agentws__user *user;        /* its user once accepted (protocol mode) */
+  agentws__list unode;        /* in user->sessions */
+  agentws__list rooms;        /* agentws__member.snode */
+  uint64_t pos;               /* user stream: last seq sent here */
+  int behind;                 /* user stream: reading from the backlog */
+  int welcomed;               /* welcome sent: live events may flow */
+  int delivered;              /* an event was sent (message resume: late) */
+  uint64_t acked;             /* cumulative ack of the user stream */
+  int has_resume;             /* the URL carried epoch and last_seq */
+  uint64_t resume_last;       /* ... last_seq */
+  char resume_epoch[40];      /* ... epoch */
+  agentws__rate rate;         /* client messages */
+  agentws__rate errs;         /* bad client messages */
+  char remote[64];            /* "ip:port" of the peer */
+  int64_t connected_at;       /* Unix ms at the upgrade request */
+  struct agentws_request *req; /* awaiting the auth hook's answer */
+  int in_hook;                /* inside on_authenticate */
+  int decided;                /* the hook answered inside the call */
+  int decision;               /* 0 accept, else HTTP status */
+  char *decided_user;         /* accepted user id (owned) */
+} agentws__session;
+
+/* Counters the monitor reads. */
+typedef struct agentws__emit_stats {
+  uint64_t emitted;      /* events published (seq assigned) */
+  uint64_t delivered;    /* events written to a connection */
+  uint64_t replayed;     /* ... of which from the backlog */
+  uint64_t coalesced;    /* thinking deltas merged away */
+  uint64_t acked;        /* events acknowledged by clients */
+  uint64_t slow_closed;  /* connections closed with 1013 */
+  uint64_t bad_messages; /* client messages answered with an error */
+} agentws__emit_stats;
+
+typedef struct agentws__emitter {
+  agentws_manager *m;            /* owner */
+  const agentws__mem *mem;       /* allocator */
+  const agentws_config *cfg;     /* the manager's copy */
+  agentws__registry reg;         /* users, rooms */
+  agentws__stream_limits lim;    /* backlog bounds */
+  char epoch_base[16];           /* random per manager */
+  uint64_t generation;           /* streams created, for epochs */
+  uv_mutex_t lock;               /* guards the queue and closed */
+  agentws__event *q_head, *q_tail; /* emitted, not yet published */
+  int closed;                    /* no more emits accepted */
+  uv_async_t *wake;              /* the manager's async handle */
+  uv_timer_t sweep;              /* backlog age limit and garbage */
+  agentws__emit_stats stats;
+  agentws__buf scratch;          /* control messages, merged events */
+} agentws__emitter;
+
+int agentws__emitter_init(agentws__emitter *e, agentws_manager *m,
+                          uv_loop_t *loop, uv_async_t *wake,
+                          const agentws_config *cfg, const agentws__mem *mem);
+/* Refuses further emits, publishes what was queued, closes the timer
+ * (|close_cb| for uv_close). */
+void agentws__emitter_close(agentws__emitter *e, uv_close_cb close_cb);
+void agentws__emitter_free(agentws__emitter *e);
+/* Loop thread: publishes queued events. */
+void agentws__emitter_drain(agentws__emitter *e);
+
+/* Transport events for protocol-mode connections. */
+void agentws__emitter_open(agentws__emitter *e, agentws__session *s);
+void agentws__emitter_message(agentws__emitter *e, agentws__session *s,
+                              int type, const uint8_t *data, size_t len);
+void agentws__emitter_writable(agentws__emitter *e, agentws__session *s);
+/* Leaves the registry (and rooms); the session is freed by the caller. */
+void agentws__emitter_detach(agentws__emitter *e, agentws__session *s);
+/* Registers an accepted session for |user|: 0, or 429 at the limit, or
+ * 500 out of memory. */
+int agentws__emitter_attach(agentws__emitter *e, agentws__session *s,
+                            const char *user);
+
+int agentws__emitter_room_add(agentws__emitter *e, agentws__session *s,
+                              const char *room, int reply);
+int agentws__emitter_room_remove(agentws__emitter *e, agentws__session *s,
+                                 const char *room, int reply);
+
+#endif /* AGENTWS_EMITTER_H */
