@@ -708,8 +708,11 @@ agentws_emit_agent_error(agentws_manager *m, int target,
                          const char *code, const char *message,
                          const char *severity, int retryable,
                          const char *data_json);
-/* A host-defined event: |type| matches [a-z][a-z0-9_.-]{0,63} and does not
- * start with "agent_" or "tool_"; |run_id| may be NULL. */
+/* A host-defined event: |type| matches [a-z][a-z0-9_.-]{0,63}, does not
+ * start with "agent_" or "tool_", and is not a control message type
+ * (welcome, gap, error, pong, resumed, joined, left, token_expiring, ping,
+ * resume, ack, join, leave, refresh); |run_id| may be NULL. A room
+ * |target_id| must be a valid room id (see agentws_room_add). */
 AGENTWS_EXTERN int agentws_emit_custom(agentws_manager *m, int target,
                                        const char *target_id,
                                        const char *type, const char *run_id,

@@ -309,7 +309,14 @@ static int check_str(const char *s) {
   return 0;
 }
 
-/* [a-z][a-z0-9_.-]{0,63}, not in the library's agent_ / tool_ space. */
+/* Types the server sends as control messages: an event named like one
+ * would be mistaken for it by clients. */
+static const char *const control_types[] = {
+    "welcome", "gap", "error", "pong", "resumed", "joined", "left",
+    "token_expiring", "ping", "resume", "ack", "join", "leave", "refresh"};
+
+/* [a-z][a-z0-9_.-]{0,63}, not in the library's agent_ / tool_ space and
+ * not a control message type. */
 static int custom_type_ok(const char *t, size_t *len) {
   size_t i;
   if (t == NULL || t[0] < 'a' || t[0] > 'z')
@@ -324,7 +331,10 @@ static int custom_type_ok(const char *t, size_t *len) {
   }
   if (strncmp(t, "agent_", 6) == 0 || strncmp(t, "tool_", 5) == 0)
     return 0;
-  *len = i;
+  for (i = 0; i < sizeof(control_types) / sizeof(control_types[0]); i++)
+    if (strcmp(t, control_types[i]) == 0)
+      return 0;
+  *len = strlen(t);
   return 1;
 }
 

@@ -29,6 +29,9 @@ static int emit(agentws_manager *m, agentws__emit_args *a) {
   e = &m->emitter;
   if (m->cfg->raw_messages)
     return AGENTWS_ERR_INVALID_STATE;
+  if (a->target == AGENTWS_TARGET_ROOM && a->target_id != NULL &&
+      !agentws__room_valid(a->target_id))
+    return AGENTWS_ERR_INVALID_ARGUMENT;
   a->ts_ms = wall_ms();
   rv = agentws__event_build(e->mem, a, m->cfg->max_event_bytes, &ev);
   if (rv != 0)
