@@ -217,6 +217,7 @@ static void deliver(agentws__emitter *e, agentws__session *s, uint64_t *pos,
     return;
   if (agentws__writer_queued(s->conn) > soft_limit(e)) {
     *behind = 1; /* on_writable reads on from the backlog */
+    s->lagging = 1;
     return;
   }
   if (agentws__emitter_send_json(s, ev->json, ev->len) != 0)
@@ -257,7 +258,9 @@ int agentws__emitter_catch_up(agentws__emitter *e, agentws__session *s,
     size_t n = 1, i;
     int rv;
     merge[0] = ev;
-    while (n < MERGE_MAX && *pos + n < st->seq) {
+    /* A resume replays events as they were; only a connection that could
+     * not keep up with live events gets thinking deltas merged. */
+    while (s->lagging && n < MERGE_MAX && *pos + n < st->seq) {
       agentws__event *next = agentws__stream_get(st, *pos + n + 1);
       if (!mergeable(merge[n - 1], next))
         break;
@@ -287,6 +290,17 @@ int agentws__emitter_catch_up(agentws__emitter *e, agentws__session *s,
   return 0;
 }
 
+/* Caught up everywhere: live again, and no more merging. */
+static void update_lagging(agentws__session *s) {
+  agentws__list *it;
+  if (s->behind)
+    return;
+  for (it = s->rooms.next; it != &s->rooms; it = it->next)
+    if (AGENTWS__CONTAINER_OF(it, agentws__member, snode)->behind)
+      return;
+  s->lagging = 0;
+}
+
 void agentws__emitter_writable(agentws__emitter *e, agentws__session *s) {
   size_t budget = PUMP_BUDGET;
   agentws__list *it;
@@ -304,6 +318,7 @@ void agentws__emitter_writable(agentws__emitter *e, agentws__session *s) {
                                   &mb->behind, &budget) != 0)
       return;
   }
+  update_lagging(s);
 }
 
 static void publish(agentws__emitter *e, agentws__event *ev) {

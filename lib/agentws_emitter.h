@@ -30,6 +30,8 @@ typedef struct agentws__session {
   agentws__list rooms;        /* agentws__member.snode */
   uint64_t pos;               /* user stream: last seq sent here */
   int behind;                 /* user stream: reading from the backlog */
+  int lagging;                /* fell behind live events (not a resume):
+                                 thinking deltas may be merged */
   int welcomed;               /* welcome sent: live events may flow */
   int delivered;              /* an event was sent (message resume: late) */
   uint64_t acked;             /* cumulative ack of the user stream */
