@@ -1,5 +1,6 @@
 #!/bin/sh
-# Keeps the README's embedding example true: extracts its first ```c block
+# Keeps the README's embedding example true: extracts the ```c block under
+# "## Embedding"
 # and compiles and links it against the just-built library.
 # usage: check-example.sh README.md INCLUDE_DIR GENERATED_INCLUDE_DIR LIBDIR
 set -eu
@@ -7,7 +8,9 @@ readme=$1; inc=$2; geninc=$3; libdir=$4
 CC=${CC:-cc}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-awk '/^```c$/{on=1; next} /^```$/{if(on){exit}} on{print}' "$readme" > "$tmp/example.c"
+# The block under "## Embedding": a complete program.
+awk '/^## Embedding/{sec=1} sec && /^```c$/{on=1; next} /^```$/{if(on){exit}} on{print}' \
+  "$readme" > "$tmp/example.c"
 [ -s "$tmp/example.c" ] || { echo "no \`\`\`c block in $readme" >&2; exit 1; }
 lines=$(wc -l < "$tmp/example.c")
 echo "README example: $lines lines"
