@@ -35,6 +35,7 @@ typedef struct agentws__session {
   int welcomed;               /* welcome sent: live events may flow */
   int delivered;              /* an event was sent (message resume: late) */
   uint64_t acked;             /* cumulative ack of the user stream */
+  uint64_t written;           /* user stream: last seq the kernel took */
   int has_resume;             /* the URL carried epoch and last_seq */
   uint64_t resume_last;       /* ... last_seq */
   char resume_epoch[40];      /* ... epoch */
@@ -52,7 +53,8 @@ typedef struct agentws__session {
 /* Counters the monitor reads. */
 typedef struct agentws__emit_stats {
   uint64_t emitted;      /* events published (seq assigned) */
-  uint64_t delivered;    /* events written to a connection */
+  uint64_t delivered;    /* events queued to a connection */
+  uint64_t written;      /* ... of those, handed to the kernel */
   uint64_t replayed;     /* ... of which from the backlog */
   uint64_t coalesced;    /* thinking deltas merged away */
   uint64_t acked;        /* events acknowledged by clients */

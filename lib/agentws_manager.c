@@ -40,8 +40,12 @@ static int hook_message(agentws__conn *c, int type, const uint8_t *data,
 static void hook_writable(agentws__conn *c, void *ud) {
   agentws_manager *m = ud;
   agentws__session *s = c->app;
-  if (s != NULL && s->user != NULL && (s->behind || !agentws__list_empty(
-                                                        &s->rooms)))
+  if (s == NULL || s->user == NULL)
+    return;
+  /* Everything queued so far is in the kernel now. */
+  m->emitter.stats.written += s->pos - s->written;
+  s->written = s->pos;
+  if (s->behind || !agentws__list_empty(&s->rooms))
     agentws__emitter_writable(&m->emitter, s);
 }
 

@@ -95,6 +95,8 @@ static void run_plan(agentws__emitter *e, agentws__session *s,
       return;
   }
   *pos = p->start;
+  if (pos == &s->pos)
+    s->written = p->start; /* counts from here */
   *behind = *pos < st->seq;
   if (*behind)
     agentws__emitter_catch_up(e, s, st, pos, behind, &budget);
