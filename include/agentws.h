@@ -595,8 +595,10 @@ agentws_request_get_remote_address(const agentws_request *req);
 
 /*
  * Answers on_authenticate: the connection belongs to |user_id| (1 .. 255
- * bytes of UTF-8, copied). The handshake completes (101) unless the user is
- * at max_conns_per_user (429). Returns 0, AGENTWS_ERR_NOT_FOUND (no pending
+ * bytes of UTF-8, copied), also in raw mode (it then counts toward the
+ * user's limit and is listed and revoked with the user's connections). The
+ * handshake completes (101) unless the user is at max_conns_per_user
+ * (429). Returns 0, AGENTWS_ERR_NOT_FOUND (no pending
  * handshake with that id, e.g. timed out), AGENTWS_ERR_INVALID_ARGUMENT.
  * Loop thread only; allowed inside callbacks. Since: 0.1
  */

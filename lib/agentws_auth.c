@@ -259,8 +259,6 @@ int agentws__auth_on_request(agentws_manager *m, agentws__conn *c,
       *reason = s->decided_user != NULL ? s->decided_user : "refused";
       return s->decision;
     }
-    if (m->cfg->raw_messages)
-      return 0;
     return decide_user(m, s, s->decided_user, reason);
   }
   if (m->cfg->raw_messages)
@@ -308,7 +306,7 @@ int agentws_conn_accept(agentws_manager *m, uint64_t conn_id,
   }
   agentws__mem_free(m->mem, s->req);
   s->req = NULL;
-  rv = m->cfg->raw_messages ? 0 : decide_user(m, s, user_id, &reason);
+  rv = decide_user(m, s, user_id, &reason);
   if (rv == 0)
     agentws__upgrade_accept(s->conn);
   else

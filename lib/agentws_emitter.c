@@ -247,8 +247,12 @@ int agentws__emitter_catch_up(agentws__emitter *e, agentws__session *s,
     *behind = 0;
     return 0;
   }
+  /* Out of the window: it cannot catch up without a gap, so it must
+   * resume. Lagging behind live events by more than the queue bound is a
+   * slow consumer; a resume replaying a long backlog is not. */
   if (*pos + 1 < agentws__stream_first(st) ||
-      agentws__stream_bytes_after(st, *pos) > e->cfg->max_queued_bytes) {
+      (s->lagging &&
+       agentws__stream_bytes_after(st, *pos) > e->cfg->max_queued_bytes)) {
     slow_close(e, s);
     return -1;
   }

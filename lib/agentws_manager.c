@@ -40,7 +40,7 @@ static int hook_message(agentws__conn *c, int type, const uint8_t *data,
 static void hook_writable(agentws__conn *c, void *ud) {
   agentws_manager *m = ud;
   agentws__session *s = c->app;
-  if (s == NULL || s->user == NULL)
+  if (s == NULL || s->user == NULL || m->cfg->raw_messages)
     return;
   /* Everything queued so far is in the kernel now. */
   m->emitter.stats.written += s->pos - s->written;
