@@ -164,26 +164,100 @@ int agentws_emit_custom(agentws_manager *m, int target, const char *target_id,
 
 /* ----------------------------------------------------- streams and epochs */
 
-static agentws__stream *stream_new(agentws__emitter *e) {
+static void on_evict(agentws__stream *st, agentws__event *ev, void *ud);
+
+static agentws__stream *stream_new(agentws__emitter *e, void *owner,
+                                   int is_room) {
   agentws__stream *st;
   char epoch[32];
   snprintf(epoch, sizeof(epoch), "e-%s.%llx", e->epoch_base,
            (unsigned long long)++e->generation);
-  return agentws__stream_new(e->mem, epoch, &st) == 0 ? st : NULL;
+  if (agentws__stream_new(e->mem, epoch, &st) != 0)
+    return NULL;
+  st->on_evict = on_evict;
+  st->evict_ud = e;
+  st->owner = owner;
+  st->owner_is_room = is_room;
+  return st;
 }
 
 agentws__stream *agentws__emitter_user_stream(agentws__emitter *e,
                                               agentws__user *u) {
   if (u->stream == NULL)
-    u->stream = stream_new(e);
+    u->stream = stream_new(e, u, 0);
   return u->stream;
 }
 
 agentws__stream *agentws__emitter_room_stream(agentws__emitter *e,
                                               agentws__room *rm) {
   if (rm->stream == NULL)
-    rm->stream = stream_new(e);
+    rm->stream = stream_new(e, rm, 1);
   return rm->stream;
+}
+
+/* ------------------------------------------------------ overflow queues */
+
+void agentws__evq_free(const agentws__mem *mem, agentws__evq *q) {
+  if (q == NULL)
+    return;
+  while (q->len > 0) {
+    agentws__event_unref(mem, q->v[q->head]);
+    q->head = (q->head + 1) % q->cap;
+    q->len--;
+  }
+  agentws__mem_free(mem, q->v);
+  agentws__mem_free(mem, q);
+}
+
+static int evq_push(const agentws__mem *mem, agentws__evq **qp,
+                    agentws__event *ev) {
+  agentws__evq *q = *qp;
+  if (q == NULL) {
+    q = *qp = agentws__mem_calloc(mem, 1, sizeof(*q));
+    if (q == NULL)
+      return AGENTWS_ERR_NOMEM;
+  }
+  if (q->len == q->cap) {
+    size_t ncap = q->cap ? q->cap * 2 : 64, i;
+    agentws__event **v = agentws__mem_malloc(mem, ncap * sizeof(*v));
+    if (v == NULL)
+      return AGENTWS_ERR_NOMEM;
+    for (i = 0; i < q->len; i++)
+      v[i] = q->v[(q->head + i) % q->cap];
+    agentws__mem_free(mem, q->v);
+    q->v = v;
+    q->cap = ncap;
+    q->head = 0;
+  }
+  q->v[(q->head + q->len) % q->cap] = ev;
+  q->len++;
+  q->bytes += ev->len;
+  ev->refcnt++;
+  return 0;
+}
+
+/* Drops queued events the reader has been sent (seq <= pos). */
+static void evq_trim(const agentws__mem *mem, agentws__evq *q,
+                     uint64_t pos) {
+  while (q != NULL && q->len > 0 && q->v[q->head]->seq <= pos) {
+    agentws__event *ev = q->v[q->head];
+    q->bytes -= ev->len;
+    q->head = (q->head + 1) % q->cap;
+    q->len--;
+    agentws__event_unref(mem, ev);
+  }
+}
+
+/* The event |seq| for a reader: its overflow queue first, then the
+ * backlog. */
+static agentws__event *reader_get(const agentws__evq *q,
+                                  const agentws__stream *st, uint64_t seq) {
+  if (q != NULL && q->len > 0) {
+    uint64_t first = q->v[q->head]->seq;
+    if (seq >= first && seq < first + q->len)
+      return q->v[(q->head + (size_t)(seq - first)) % q->cap];
+  }
+  return agentws__stream_get(st, seq);
 }
 
 /* ------------------------------------------------------------- delivery */
@@ -207,6 +281,36 @@ static void slow_close(agentws__emitter *e, agentws__session *s) {
   agentws__writer_discard(s->conn);
   agentws__ws_close(s->conn, AGENTWS_CLOSE_TRY_AGAIN_LATER, "slow consumer",
                     13, 1);
+}
+
+/* The backlog is about to drop |ev|: a reader behind it keeps a reference
+ * (bounded by max_queued_bytes), so it never misses an event it was owed
+ * while it stays within the queue bound. */
+static void capture(agentws__emitter *e, agentws__session *s, uint64_t pos,
+                    int behind, agentws__evq **q, agentws__event *ev) {
+  if (!behind || ev->seq <= pos || s->conn->state != AGENTWS__CONN_WS)
+    return;
+  if ((*q != NULL ? (*q)->bytes : 0) + ev->len > e->cfg->max_queued_bytes ||
+      evq_push(e->mem, q, ev) != 0)
+    slow_close(e, s);
+}
+
+static void on_evict(agentws__stream *st, agentws__event *ev, void *ud) {
+  agentws__emitter *e = ud;
+  agentws__list *it;
+  if (!st->owner_is_room) {
+    agentws__user *u = st->owner;
+    for (it = u->sessions.next; it != &u->sessions; it = it->next) {
+      agentws__session *s = AGENTWS__CONTAINER_OF(it, agentws__session, unode);
+      capture(e, s, s->pos, s->behind, &s->ovf, ev);
+    }
+  } else {
+    agentws__room *rm = st->owner;
+    for (it = rm->members.next; it != &rm->members; it = it->next) {
+      agentws__member *mb = AGENTWS__CONTAINER_OF(it, agentws__member, rnode);
+      capture(e, mb->s, mb->pos, mb->behind, &mb->ovf, ev);
+    }
+  }
 }
 
 /* One live event to one connection's position in one stream. */
@@ -235,38 +339,48 @@ static int mergeable(const agentws__event *a, const agentws__event *b) {
 }
 
 /*
- * Catches one stream up from the backlog, up to the budget. Returns 0, or
- * -1 when the connection was closed (fell out of the window or over the
- * queue bound: 1013, it can resume).
+ * Catches one stream up from the reader's overflow queue and the backlog,
+ * up to the budget. Returns 0, or -1 when the connection was closed (it
+ * fell out of the window, or lags live events by more than the queue
+ * bound: 1013, it can resume).
  */
 int agentws__emitter_catch_up(agentws__emitter *e, agentws__session *s,
-                              agentws__stream *st, uint64_t *pos,
-                              int *behind, size_t *budget) {
+                              agentws__stream *st, agentws__evq *q,
+                              uint64_t *pos, int *behind, size_t *budget) {
   agentws__event *merge[MERGE_MAX];
+  uint64_t owed;
   if (st == NULL) {
     *behind = 0;
     return 0;
   }
-  /* Out of the window: it cannot catch up without a gap, so it must
-   * resume. Lagging behind live events by more than the queue bound is a
-   * slow consumer; a resume replaying a long backlog is not. */
-  if (*pos + 1 < agentws__stream_first(st) ||
-      (s->lagging &&
-       agentws__stream_bytes_after(st, *pos) > e->cfg->max_queued_bytes)) {
+  evq_trim(e->mem, q, *pos);
+  owed = (q != NULL ? q->bytes : 0) + agentws__stream_bytes_after(st, *pos);
+  if (reader_get(q, st, *pos + 1) == NULL && *pos < st->seq) {
+    slow_close(e, s); /* its next event is gone: resume with a gap */
+    return -1;
+  }
+  if (s->lagging && owed > e->cfg->max_queued_bytes) {
     slow_close(e, s);
     return -1;
   }
+  /* Stops at the same output level as live delivery: on_writable brings
+   * it back once the socket drained, and the queue bound is never hit. */
   while (*pos < st->seq && *budget > 0 &&
-         s->conn->state == AGENTWS__CONN_WS) {
-    agentws__event *ev = agentws__stream_get(st, *pos + 1);
+         s->conn->state == AGENTWS__CONN_WS &&
+         agentws__writer_queued(s->conn) <= soft_limit(e)) {
+    agentws__event *ev = reader_get(q, st, *pos + 1);
     size_t n = 1, i;
     int rv;
+    if (ev == NULL) {
+      slow_close(e, s);
+      return -1;
+    }
     merge[0] = ev;
     /* A resume replays events as they were; only a connection that could
      * not keep up with live events gets thinking deltas merged. */
     while (s->lagging && n < MERGE_MAX && *pos + n < st->seq) {
-      agentws__event *next = agentws__stream_get(st, *pos + n + 1);
-      if (!mergeable(merge[n - 1], next))
+      agentws__event *next = reader_get(q, st, *pos + n + 1);
+      if (next == NULL || !mergeable(merge[n - 1], next))
         break;
       merge[n++] = next;
     }
@@ -288,6 +402,7 @@ int agentws__emitter_catch_up(agentws__emitter *e, agentws__session *s,
     s->delivered = 1;
     e->stats.delivered++;
     e->stats.replayed++;
+    evq_trim(e->mem, q, *pos);
   }
   if (*pos >= st->seq)
     *behind = 0;
@@ -311,15 +426,15 @@ void agentws__emitter_writable(agentws__emitter *e, agentws__session *s) {
   if (!s->welcomed)
     return;
   if (s->behind && s->user != NULL &&
-      agentws__emitter_catch_up(e, s, s->user->stream, &s->pos, &s->behind,
-                                &budget) != 0)
+      agentws__emitter_catch_up(e, s, s->user->stream, s->ovf, &s->pos,
+                                &s->behind, &budget) != 0)
     return;
   for (it = s->rooms.next; it != &s->rooms && budget > 0;) {
     agentws__member *mb = AGENTWS__CONTAINER_OF(it, agentws__member, snode);
     it = it->next;
     if (mb->behind &&
-        agentws__emitter_catch_up(e, s, mb->room->stream, &mb->pos,
-                                  &mb->behind, &budget) != 0)
+        agentws__emitter_catch_up(e, s, mb->room->stream, mb->ovf,
+                                  &mb->pos, &mb->behind, &budget) != 0)
       return;
   }
   update_lagging(s);

@@ -21,6 +21,14 @@
 #include "agentws_stream.h"
 #include "agentws_transport.h"
 
+/* Events a lagging reader still needs after the backlog evicted them:
+ * consecutive seqs, bounded by max_queued_bytes (past it: 1013). */
+typedef struct agentws__evq {
+  agentws__event **v;  /* ring of references */
+  size_t head, len, cap;
+  uint64_t bytes;      /* total envelope bytes held */
+} agentws__evq;
+
 /* The library's state for one connection (transport conn->app). */
 typedef struct agentws__session {
   agentws_manager *m;         /* owner */
@@ -32,6 +40,7 @@ typedef struct agentws__session {
   int behind;                 /* user stream: reading from the backlog */
   int lagging;                /* fell behind live events (not a resume):
                                  thinking deltas may be merged */
+  agentws__evq *ovf;          /* user stream: evicted but still needed */
   int welcomed;               /* welcome sent: live events may flow */
   int delivered;              /* an event was sent (message resume: late) */
   uint64_t acked;             /* cumulative ack of the user stream */
@@ -96,6 +105,8 @@ void agentws__emitter_message(agentws__emitter *e, agentws__session *s,
 void agentws__emitter_writable(agentws__emitter *e, agentws__session *s);
 /* Leaves the registry (and rooms); the session is freed by the caller. */
 void agentws__emitter_detach(agentws__emitter *e, agentws__session *s);
+/* Releases a reader's overflow queue (NULL is fine). */
+void agentws__evq_free(const agentws__mem *mem, agentws__evq *q);
 /* Registers an accepted session for |user|: 0, or 429 at the limit, or
  * 500 out of memory. */
 int agentws__emitter_attach(agentws__emitter *e, agentws__session *s,

@@ -16,8 +16,8 @@ agentws__stream *agentws__emitter_room_stream(agentws__emitter *e,
 int agentws__emitter_send_json(agentws__session *s, const char *json,
                                size_t len);
 int agentws__emitter_catch_up(agentws__emitter *e, agentws__session *s,
-                              agentws__stream *st, uint64_t *pos,
-                              int *behind, size_t *budget);
+                              agentws__stream *st, agentws__evq *q,
+                              uint64_t *pos, int *behind, size_t *budget);
 
 #define ABUSE_BURST 10.0 /* bad messages tolerated in a burst */
 #define ABUSE_RATE 1.0   /* ... refilled per second */
@@ -80,7 +80,8 @@ static void make_plan(const agentws__stream *st, const char *epoch,
 /* Gap message, host snapshot hook, then catch-up from the backlog. */
 static void run_plan(agentws__emitter *e, agentws__session *s,
                      agentws__stream *st, const char *stream_name,
-                     const plan *p, uint64_t *pos, int *behind) {
+                     const plan *p, agentws__evq **q, uint64_t *pos,
+                     int *behind) {
   agentws_manager *m = e->m;
   size_t budget = 64u * 1024;
   if (p->gap_to >= p->gap_from && p->gap_from > 0) {
@@ -98,8 +99,10 @@ static void run_plan(agentws__emitter *e, agentws__session *s,
   if (pos == &s->pos)
     s->written = p->start; /* counts from here */
   *behind = *pos < st->seq;
+  agentws__evq_free(e->mem, *q); /* a resume starts from the backlog */
+  *q = NULL;
   if (*behind)
-    agentws__emitter_catch_up(e, s, st, pos, behind, &budget);
+    agentws__emitter_catch_up(e, s, st, NULL, pos, behind, &budget);
 }
 
 void agentws__emitter_open(agentws__emitter *e, agentws__session *s) {
@@ -124,7 +127,7 @@ void agentws__emitter_open(agentws__emitter *e, agentws__session *s) {
                                               p.recovered, p.missed)) != 0)
     return;
   s->welcomed = 1;
-  run_plan(e, s, st, NULL, &p, &s->pos, &s->behind);
+  run_plan(e, s, st, NULL, &p, &s->ovf, &s->pos, &s->behind);
 }
 
 static void on_resume(agentws__emitter *e, agentws__session *s,
@@ -143,7 +146,7 @@ static void on_resume(agentws__emitter *e, agentws__session *s,
                                               st->epoch, st->seq, p.recovered,
                                               p.missed)) != 0)
     return;
-  run_plan(e, s, st, NULL, &p, &s->pos, &s->behind);
+  run_plan(e, s, st, NULL, &p, &s->ovf, &s->pos, &s->behind);
 }
 
 /* ------------------------------------------------------------- rooms */
@@ -160,6 +163,7 @@ static agentws__member *find_member(agentws__session *s, const char *room) {
 
 static void member_free(agentws__emitter *e, agentws__member *mb) {
   agentws__room *rm = mb->room;
+  agentws__evq_free(e->mem, mb->ovf);
   agentws__list_remove(&mb->rnode);
   agentws__list_remove(&mb->snode);
   rm->nmembers--;
@@ -203,7 +207,8 @@ static int join(agentws__emitter *e, agentws__session *s, const char *room,
                                           rm->stream_name, st->epoch, st->seq,
                                           p.recovered, p.missed)) != 0)
       return 0;
-    run_plan(e, s, st, rm->stream_name, &p, &mb->pos, &mb->behind);
+    run_plan(e, s, st, rm->stream_name, &p, &mb->ovf, &mb->pos,
+             &mb->behind);
   }
   return 0;
 }
@@ -346,6 +351,8 @@ void agentws__emitter_detach(agentws__emitter *e, agentws__session *s) {
     member_free(e, mb);
     agentws__registry_room_gc(&e->reg, rm);
   }
+  agentws__evq_free(e->mem, s->ovf);
+  s->ovf = NULL;
   if (s->user != NULL) {
     agentws__list_remove(&s->unode);
     s->user->nsessions--;

@@ -40,6 +40,7 @@ typedef struct agentws__member {
   agentws__list snode;  /* in session->rooms */
   uint64_t pos;         /* last room seq sent on this connection */
   int behind;           /* reading from the backlog, not live */
+  struct agentws__evq *ovf; /* evicted events it still needs, or NULL */
 } agentws__member;
 
 typedef struct agentws__registry {

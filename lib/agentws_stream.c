@@ -21,6 +21,8 @@ int agentws__stream_new(const agentws__mem *mem, const char *epoch,
 
 static void drop_oldest(agentws__stream *st, const agentws__mem *mem) {
   agentws__event *ev = st->ring[st->head];
+  if (st->on_evict != NULL)
+    st->on_evict(st, ev, st->evict_ud);
   st->bytes -= ev->len;
   st->ring[st->head] = NULL;
   st->head = (st->head + 1) % st->cap;
@@ -31,6 +33,7 @@ static void drop_oldest(agentws__stream *st, const agentws__mem *mem) {
 void agentws__stream_free(const agentws__mem *mem, agentws__stream *st) {
   if (st == NULL)
     return;
+  st->on_evict = NULL; /* nobody reads a stream being freed */
   while (st->count > 0)
     drop_oldest(st, mem);
   agentws__mem_free(mem, st->ring);

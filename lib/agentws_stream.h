@@ -18,8 +18,17 @@ typedef struct agentws__stream_limits {
   uint64_t max_age_ms; /* 0: no age limit */
 } agentws__stream_limits;
 
-typedef struct agentws__stream {
+typedef struct agentws__stream agentws__stream;
+/* Called for each event leaving the backlog, before it is released. */
+typedef void (*agentws__evict_cb)(agentws__stream *st, agentws__event *ev,
+                                  void *ud);
+
+struct agentws__stream {
   char epoch[32];          /* names this history; new stream, new epoch */
+  agentws__evict_cb on_evict; /* lets lagging readers keep what they need */
+  void *evict_ud;
+  void *owner;             /* the user or room this stream belongs to */
+  int owner_is_room;       /* which of the two */
   uint64_t seq;            /* last seq assigned (0: none yet) */
   agentws__event **ring;   /* held events, oldest at ring[head] */
   uint64_t *cum;           /* bytes appended up to and including slot */
@@ -28,7 +37,7 @@ typedef struct agentws__stream {
   uint64_t bytes;          /* bytes held */
   uint64_t total;          /* bytes ever appended (cum of the newest) */
   int64_t last_ms;         /* loop time of the last publish */
-} agentws__stream;
+};
 
 int agentws__stream_new(const agentws__mem *mem, const char *epoch,
                         agentws__stream **out);
