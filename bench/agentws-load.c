@@ -6,7 +6,11 @@
  *            plain TCP with fixed S-byte messages to a raw echo server,
  *            the baseline the WebSocket numbers are compared with.
  *   fanout   C connections only receive; each text message's top-level
- *            "ts" (server wall clock, ms) gives the delivery latency.
+ *            "ts" (server wall clock, ms) gives the delivery latency, and
+ *            an "emit_us" member (wall clock, us; fanout-host puts it in
+ *            the event's data) gives it to the microsecond. --users U maps
+ *            connection i to ?user=u<i % U>; --stall K makes connections
+ *            0..K-1 stop reading after the welcome (slow consumers).
  *   connect  opens C connections (upgrade done), reports how long that
  *            took, holds them idle for --hold seconds, closes them.
  *
@@ -61,6 +65,7 @@ static void usage(FILE *f) {
           "  echo:    --pipeline P (1) --size S (64) --duration D (5) --warmup W (0)\n"
           "           --binary  --raw (plain TCP, fixed-size messages)\n"
           "  fanout:  --duration D (5) --warmup W (0) --send TEXT --max-msg BYTES (65536)\n"
+          "           --users U (connection i is user=u<i %% U>) --stall K (0)\n"
           "  connect: --hold S (0)\n");
 }
 
@@ -95,7 +100,8 @@ static int parse_int(const char *name, const char *s, int lo, int hi, int *out) 
 static int parse_opts(int argc, char **argv, struct load_opts *o) {
   enum { O_MODE = 256, O_HOST, O_PORT, O_PATH, O_QUERY, O_HEADER, O_CONNS,
          O_PIPELINE, O_SIZE, O_DURATION, O_WARMUP, O_BINARY, O_RAW, O_RATE,
-         O_HOLD, O_CTIMEOUT, O_MAXPEND, O_SEND, O_MAXMSG, O_HELP };
+         O_HOLD, O_CTIMEOUT, O_MAXPEND, O_SEND, O_MAXMSG, O_USERS, O_STALL,
+         O_HELP };
   static const struct option longopts[] = {
       {"mode", required_argument, NULL, O_MODE},
       {"host", required_argument, NULL, O_HOST},
@@ -116,6 +122,8 @@ static int parse_opts(int argc, char **argv, struct load_opts *o) {
       {"max-pending", required_argument, NULL, O_MAXPEND},
       {"send", required_argument, NULL, O_SEND},
       {"max-msg", required_argument, NULL, O_MAXMSG},
+      {"users", required_argument, NULL, O_USERS},
+      {"stall", required_argument, NULL, O_STALL},
       {"help", no_argument, NULL, O_HELP},
       {NULL, 0, NULL, 0}};
   int ch, r = 0, size = 64, max_msg = 65536;
@@ -171,6 +179,8 @@ static int parse_opts(int argc, char **argv, struct load_opts *o) {
     case O_MAXPEND: r = parse_int("max-pending", optarg, 1, 100000, &o->max_pending); break;
     case O_SEND: o->send_text = optarg; break;
     case O_MAXMSG: r = parse_int("max-msg", optarg, 16, 64 << 20, &max_msg); break;
+    case O_USERS: r = parse_int("users", optarg, 1, 1000000, &o->users); break;
+    case O_STALL: r = parse_int("stall", optarg, 0, 1000000, &o->stall); break;
     case O_HELP: usage(stdout); exit(0);
     default: r = -1; break;
     }
@@ -186,6 +196,17 @@ static int parse_opts(int argc, char **argv, struct load_opts *o) {
   if (o->raw && o->mode != MODE_ECHO) {
     fprintf(stderr, "agentws-load: --raw applies to --mode echo only\n");
     return -1;
+  }
+  if ((o->users > 0 || o->stall > 0) && o->mode != MODE_FANOUT) {
+    fprintf(stderr, "agentws-load: --users and --stall apply to --mode fanout only\n");
+    return -1;
+  }
+  if (o->stall > o->conns) {
+    fprintf(stderr, "agentws-load: --stall must not exceed --conns\n");
+    return -1;
+  }
+  if (o->users > 0 && o->query == NULL) {
+    o->query = "user=u%d";
   }
   if (o->path[0] != '/' || strpbrk(o->path, " \r\n") != NULL ||
       (o->query != NULL && strpbrk(o->query, " \r\n") != NULL)) {
@@ -257,8 +278,11 @@ static void start_measure(struct load *ld) {
   ld->phase = PH_MEASURE;
   ld->t_measure0 = uv_hrtime();
   ld->cpu0 = cpu_seconds();
-  ld->round_trips = ld->messages = ld->with_ts = 0;
+  ld->round_trips = ld->messages = ld->with_ts = ld->with_us = ld->bytes = 0;
+  memset(ld->per_s, 0, sizeof(ld->per_s));
+  memset(ld->per_s_max, 0, sizeof(ld->per_s_max));
   hist_reset(&ld->hist);
+  hist_reset(&ld->hist_us);
   uv_timer_start(&ld->phase_timer, on_measure_done,
                  (uint64_t)(ld->o.duration * 1000), 0);
 }
@@ -329,6 +353,7 @@ static void start_more(struct load *ld) {
   while (ld->next_conn < allowed && ld->pending < ld->o.max_pending) {
     struct conn *c = &ld->conns[ld->next_conn];
     c->idx = ld->next_conn++;
+    c->stall_conn = c->idx < ld->o.stall;
     load_conn_start(ld, c);
   }
   g_starting = 0;
@@ -377,16 +402,19 @@ void load_on_conn_failed(struct conn *c) {
   start_more(c->ld);
 }
 
-static int parse_ts_ms(const char *s, int64_t *out) {
-  /* A deliberate strstr scan, not a JSON parser: the envelope puts the
-   * top-level "ts" before "data", so the first match is the right one. */
-  const char *p = strstr(s, "\"ts\":");
+/* The number after the first |key| (e.g. "\"ts\":") at or after |s|; sets
+ * *end past it. A deliberate strstr scan, not a JSON parser: the envelope
+ * puts the top-level "ts" before "data", so the first match is the right
+ * one, and fanout-host's "emit_us" is the first member of "data". */
+static int parse_num_after(const char *s, const char *key, size_t key_len,
+                           int64_t *out, const char **end) {
+  const char *p = strstr(s, key);
   int64_t v = 0;
   int digits = 0;
   if (p == NULL) {
     return -1;
   }
-  p += 5;
+  p += key_len;
   while (*p == ' ') {
     p++;
   }
@@ -398,29 +426,53 @@ static int parse_ts_ms(const char *s, int64_t *out) {
     return -1;
   }
   *out = v;
+  *end = p;
   return 0;
 }
 
+#define KEY_TS "\"ts\":"
+#define KEY_EMIT_US "\"emit_us\":"
+
 static void on_fanout_message(struct load *ld, struct conn *c) {
-  uv_timeval64_t tv;
-  int64_t ts, now_us, lat_us;
+  int64_t ts, emit_us, lat_us;
+  const char *p;
+  double el;
+  int sec;
+  if (c->stall_conn && !c->stalled && ld->phase < PH_DRAIN) {
+    load_conn_stall(c); /* the first message is the welcome */
+    return;
+  }
   if (ld->phase != PH_MEASURE) {
     return;
   }
   ld->messages++;
-  if (c->msg_opcode != WSLAY_TEXT_FRAME || c->msg.p == NULL) {
+  c->msgs++;
+  ld->bytes += c->msg_len;
+  el = secs(ld->now - ld->t_measure0);
+  sec = el >= 0 && el < 64 ? (int)el : -1;
+  if (sec >= 0) {
+    ld->per_s[sec]++;
+  }
+  if (c->msg_opcode != WSLAY_TEXT_FRAME || c->msg.p == NULL || ld->wall_us == 0) {
     return; /* load_conn.c NUL-terminates text messages */
   }
-  if (parse_ts_ms((const char *)c->msg.p, &ts) != 0 || uv_gettimeofday(&tv) != 0) {
+  if (parse_num_after((const char *)c->msg.p, KEY_TS, sizeof(KEY_TS) - 1, &ts,
+                      &p) != 0) {
     return;
   }
-  now_us = (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
-  lat_us = now_us - ts * 1000;
-  if (lat_us < 0) {
-    lat_us = 0; /* ts is whole milliseconds; same host, same clock */
-  }
+  /* ts is whole milliseconds (truncated), so this overstates the latency
+   * by up to 1 ms; same host, same clock. */
+  lat_us = ld->wall_us - ts * 1000;
   ld->with_ts++;
-  hist_add(&ld->hist, (uint64_t)lat_us * 1000);
+  hist_add(&ld->hist, (uint64_t)(lat_us < 0 ? 0 : lat_us) * 1000);
+  if (parse_num_after(p, KEY_EMIT_US, sizeof(KEY_EMIT_US) - 1, &emit_us, &p) == 0) {
+    lat_us = ld->wall_us - emit_us;
+    ld->with_us++;
+    if (sec >= 0 && lat_us > 0 && (uint64_t)lat_us > ld->per_s_max[sec]) {
+      ld->per_s_max[sec] = (uint64_t)lat_us;
+    }
+    hist_add(&ld->hist_us, (uint64_t)(lat_us < 0 ? 0 : lat_us) * 1000);
+  }
 }
 
 void load_on_message(struct conn *c) {
@@ -541,6 +593,49 @@ static uint64_t total_errors(const struct load_errors *e) {
   return e->connect + e->handshake + e->timeout + e->protocol + e->closed + e->io;
 }
 
+/* fanout: how the receiving connections fared, and what the stalled ones saw. */
+static void report_fanout_conns(const struct load *ld, double dur) {
+  uint64_t min_msgs = UINT64_MAX, zero = 0;
+  int i, active = 0, st_1013 = 0, st_other = 0, st_none = 0, n;
+  for (i = 0; i < ld->next_conn; i++) {
+    const struct conn *c = &ld->conns[i];
+    if (c->stall_conn) {
+      if (c->peer_close == 1013) {
+        st_1013++;
+      } else if (c->peer_close != 0) {
+        st_other++;
+      } else {
+        st_none++;
+      }
+      continue;
+    }
+    if (c->state == CS_IDLE) {
+      continue; /* never started */
+    }
+    active++;
+    if (c->msgs < min_msgs) {
+      min_msgs = c->msgs;
+    }
+    if (c->msgs == 0) {
+      zero++;
+    }
+  }
+  printf(",\"active\":%d,\"active_min_msgs\":%llu,\"active_zero\":%llu,"
+         "\"stalled\":%d,\"stalled_close_1013\":%d,\"stalled_close_other\":%d,"
+         "\"stalled_no_close\":%d,\"msg_per_s_series\":[",
+         active, (unsigned long long)(active > 0 ? min_msgs : 0),
+         (unsigned long long)zero, ld->o.stall, st_1013, st_other, st_none);
+  n = dur > 0 ? (int)(dur + 0.5) : 0; /* whole seconds; a last sliver is left out */
+  for (i = 0; i < n && i < 64; i++) {
+    printf("%s%llu", i ? "," : "", (unsigned long long)ld->per_s[i]);
+  }
+  printf("],\"emit_max_us_series\":[");
+  for (i = 0; i < n && i < 64; i++) {
+    printf("%s%llu", i ? "," : "", (unsigned long long)ld->per_s_max[i]);
+  }
+  printf("]");
+}
+
 static void report(const struct load *ld) {
   const struct load_opts *o = &ld->o;
   const struct load_errors *e = &ld->err;
@@ -563,11 +658,14 @@ static void report(const struct load *ld) {
            (unsigned long long)ld->round_trips,
            dur > 0 ? (double)ld->round_trips / dur : 0.0);
   } else if (o->mode == MODE_FANOUT) {
-    printf(",\"warmup_s\":%.1f,\"duration_s\":%.3f,\"messages\":%llu,"
-           "\"msg_per_s\":%.1f,\"with_ts\":%llu",
-           o->warmup, dur, (unsigned long long)ld->messages,
+    printf(",\"users\":%d,\"warmup_s\":%.1f,\"duration_s\":%.3f,\"messages\":%llu,"
+           "\"msg_per_s\":%.1f,\"with_ts\":%llu,\"with_emit_us\":%llu,"
+           "\"avg_msg_bytes\":%.1f",
+           o->users, o->warmup, dur, (unsigned long long)ld->messages,
            dur > 0 ? (double)ld->messages / dur : 0.0,
-           (unsigned long long)ld->with_ts);
+           (unsigned long long)ld->with_ts, (unsigned long long)ld->with_us,
+           ld->messages > 0 ? (double)ld->bytes / (double)ld->messages : 0.0);
+    report_fanout_conns(ld, dur);
   } else {
     printf(",\"rate\":%.1f,\"open_ms\":%.1f,\"hold_s\":%.1f", o->rate,
            connect_ms, o->hold);
@@ -580,6 +678,12 @@ static void report(const struct load *ld) {
            (double)hist_quantile(&ld->hist, 0.50) / 1e3,
            (double)hist_quantile(&ld->hist, 0.99) / 1e3,
            (double)ld->hist.max / 1e3);
+  }
+  if (o->mode == MODE_FANOUT) {
+    printf(",\"emit_p50_us\":%.1f,\"emit_p99_us\":%.1f,\"emit_max_us\":%.1f",
+           (double)hist_quantile(&ld->hist_us, 0.50) / 1e3,
+           (double)hist_quantile(&ld->hist_us, 0.99) / 1e3,
+           (double)ld->hist_us.max / 1e3);
   }
   printf(",\"errors\":%llu,\"err_connect\":%llu,\"err_handshake\":%llu,"
          "\"err_timeout\":%llu,\"err_protocol\":%llu,\"err_closed\":%llu,"

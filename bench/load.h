@@ -44,7 +44,11 @@ struct load_opts {
   const char *host;   /* loopback address only */
   int port;           /* server port */
   const char *path;   /* request path, default /ws */
-  const char *query;  /* optional query; each "%d" becomes the connection index */
+  const char *query;  /* optional query; each "%d" becomes the connection index
+                       * (modulo |users| when that is set) */
+  int users;          /* fanout: 0, or U: "%d" is idx % U; default query user=u%d */
+  int stall;          /* fanout: connections 0..stall-1 stop reading after the
+                       * first message (the welcome) until the drain */
   const char *headers[LOAD_MAX_HEADERS]; /* extra request header lines */
   int nheaders;       /* used entries of headers[] */
   int conns;          /* connections to open */
@@ -104,6 +108,10 @@ struct conn {
   int ts_head;                /* oldest slot of sent_ts */
   int ts_count;               /* messages outstanding */
   uint64_t raw_rx;            /* raw: bytes of the current message received */
+  uint64_t msgs;              /* fanout: data messages counted in the window */
+  int stalled;                /* fanout --stall: reading stopped after the welcome */
+  int stall_conn;             /* fanout --stall: one of the stalled connections */
+  int peer_close;             /* close code the peer sent (1005: none given), 0 if no close frame */
 };
 
 struct load_errors {
@@ -147,7 +155,13 @@ struct load {
   uint64_t round_trips;       /* echo: completed in the window */
   uint64_t messages;          /* fanout/connect: data messages received in the window */
   uint64_t with_ts;           /* fanout: messages carrying a parsable "ts" */
-  struct hist hist;           /* latency, nanoseconds */
+  uint64_t with_us;           /* fanout: messages whose data carries "emit_us" */
+  uint64_t bytes;             /* fanout: payload bytes of those messages */
+  int64_t wall_us;            /* fanout: wall clock (us) at the start of the current read */
+  uint64_t per_s[64];         /* fanout: messages per second of the window (first 64 s) */
+  uint64_t per_s_max[64];     /* fanout: largest emit_us latency (us) in each of those seconds */
+  struct hist hist;           /* latency, nanoseconds (fanout: from "ts", ms resolution) */
+  struct hist hist_us;        /* fanout: latency from data "emit_us" (us resolution) */
   struct load_errors err;     /* counted failures */
   uint8_t *payload;           /* echo message body, o.size bytes */
   uint8_t *rbuf;              /* shared read buffer, consumed within read_cb */
@@ -162,6 +176,7 @@ void load_conn_begin_close(struct conn *c);
 int load_conn_send_msg(struct conn *c);
 int load_conn_send_text(struct conn *c, const char *text, size_t len);
 void load_flush_dirty(struct load *ld);
+void load_conn_stall(struct conn *c);
 uint64_t load_rand64(struct load *ld);
 
 /* agentws-load.c: events the connection layer reports upward. */

@@ -294,7 +294,29 @@ int load_conn_send_text(struct conn *c, const char *text, size_t len) {
   return 0;
 }
 
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf);
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+
+/* --stall: stop taking bytes from the socket, so the server's output to
+ * this connection piles up in the kernel buffers and then in its queue. */
+void load_conn_stall(struct conn *c) {
+  if (c->stalled || c->state != CS_OPEN) {
+    return;
+  }
+  c->stalled = 1;
+  uv_read_stop((uv_stream_t *)&c->tcp);
+}
+
 void load_conn_begin_close(struct conn *c) {
+  if (c->stalled && c->state != CS_CLOSED) {
+    /* Read again: whatever the server sent, up to its close frame (1013
+     * if it closed the connection as a slow consumer), is still buffered. */
+    c->stalled = 0;
+    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
+      load_conn_close(c);
+      return;
+    }
+  }
   if (c->state == CS_CONNECTING || c->state == CS_UPGRADING) {
     load_conn_close(c);
     return;
@@ -333,6 +355,9 @@ static void on_ctrl_frame(struct conn *c) {
       fail(c, &ld->err.io);
     }
   } else if (c->frame_opcode == WSLAY_CONNECTION_CLOSE) {
+    if (c->peer_close == 0) {
+      c->peer_close = c->ctrl_len >= 2 ? (c->ctrl[0] << 8 | c->ctrl[1]) : 1005;
+    }
     if (c->close_sent) {
       load_conn_close(c); /* our close was answered: done */
       return;
@@ -488,6 +513,14 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     return;
   }
   ld->now = uv_hrtime();
+  if (ld->o.mode == MODE_FANOUT) {
+    /* One wall-clock read per read callback: every message in this batch
+     * was in the kernel by now, and a clock read per message costs. */
+    uv_timeval64_t tv;
+    if (uv_gettimeofday(&tv) == 0) {
+      ld->wall_us = (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
+    }
+  }
   if (nread < 0) {
     if (c->state == CS_UPGRADING) {
       fail(c, &ld->err.handshake);
@@ -525,7 +558,8 @@ static int append_target(struct conn *c) {
   while (*q != '\0') {
     if (q[0] == '%' && q[1] == 'd') {
       char num[16];
-      int n = snprintf(num, sizeof(num), "%d", c->idx);
+      int n = snprintf(num, sizeof(num), "%d",
+                       o->users > 0 ? c->idx % o->users : c->idx);
       if (queue_bytes(c, num, (size_t)n) != 0) {
         return -1;
       }

@@ -1,0 +1,761 @@
+/*
+ * fanout-host: a host program that drives libagentws's emitter for the
+ * fan-out benchmark (bench/run-fanout.sh, with agentws-load --mode fanout).
+ *
+ *   fanout-host --conns N --users U [--port 0] [--duration D] [--warmup W]
+ *               [--tail T] [--linger L] [--rate R] [--threads T]
+ *               [--type custom|thinking] [--size S] [--batch B] [--window K]
+ *               [--max-conns-per-user M] [--wait S]
+ *
+ * A threaded manager (dev_insecure, ping off, default max_queued_bytes)
+ * listens on 127.0.0.1:PORT and prints "listening on 127.0.0.1:PORT". The
+ * host counts WebSocket connections with on_open/on_close; once N are open
+ * it emits events of about S bytes (the whole envelope) to users u0..u{U-1}
+ * in turn from T threads for W + D + T seconds:
+ *
+ *   - saturation (default): as fast as the loop thread publishes. emit()
+ *     itself never refuses (its queue is unbounded), so each thread posts a
+ *     marker (agentws_manager_post) after every B events and waits while
+ *     more than K of its markers have not run: at most B*K events per
+ *     thread are queued, and the emit rate is the manager's. --window 0
+ *     removes the bound (emit as fast as emit returns: memory grows).
+ *   - --rate R: R events/s in total, paced in 1 ms steps.
+ *
+ * Each event's envelope "ts" is the server wall clock at emit (ms); its
+ * data also carries "emit_us", the wall clock (us) just before the emit
+ * call, so the load generator can measure emit->receive below 1 ms.
+ *
+ * Windows: the connections are all open at t0. [t0+W, t0+W+D] is the
+ * measured window (agentws-load --warmup W --duration D measures the same
+ * one from its side); emitting goes on for --tail T seconds more so the
+ * generator's window ends inside it, then the host lingers L seconds (RSS
+ * after the queues drained), stops the manager and prints one JSON line:
+ * events emitted (total and in the window), durations, CPU time of the
+ * process (getrusage user+sys) over the emission and over the window, the
+ * loop thread's and the emitting threads' CPU in the window, VmRSS sampled
+ * every second (max, final and the series) and the connections closed
+ * during the run by close code. SIGINT/SIGTERM end the run early (still
+ * reporting). Everything is bounded by the options; exit 0 unless the
+ * options are bad (2) or the manager fails (1).
+ */
+#define _GNU_SOURCE
+
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#include "agentws.h"
+
+#define MAX_THREADS 16
+#define MAX_SAMPLES 4096 /* RSS samples, one a second */
+#define PAD_MAX 65536
+
+struct opts {
+  int port;
+  int conns;
+  int users;
+  double duration;
+  double warmup;
+  double tail;
+  double linger;
+  double rate;     /* events/s in total; 0 = saturation */
+  int threads;
+  int thinking;    /* 1: agent_thinking, 0: custom "bench" */
+  int size;        /* approximate envelope bytes */
+  int batch;       /* saturation: events between markers */
+  int window;      /* saturation: markers outstanding at most; 0 = no bound */
+  int max_per_user;
+  double wait;     /* seconds to wait for the N connections */
+};
+
+struct emitter {
+  pthread_t tid;
+  int idx;
+  struct host *h;
+  atomic_ullong emitted;     /* events emit() accepted */
+  atomic_ullong errors;      /* events emit() refused */
+  atomic_ullong acked;       /* markers that ran on the loop thread */
+  unsigned long long posted; /* markers posted (this thread only) */
+  pthread_mutex_t lock;      /* with cond: waiting for markers */
+  pthread_cond_t cond;
+  clockid_t cpu_clock;       /* this thread's CPU clock, if has_clock */
+  int has_clock;
+  char *pad;                 /* padding text */
+  char *tail;                /* data_json after the emit_us digits */
+  size_t tail_len;
+};
+
+struct host {
+  struct opts o;
+  agentws_manager *m;
+  atomic_int open;           /* WebSocket connections open now */
+  atomic_ullong opened;      /* ever opened */
+  atomic_ullong closes[6];   /* 1000, 1001, 1006, 1011, 1013, other */
+  atomic_int stop;           /* emitters stop */
+  atomic_int loop_clock_set; /* loop_clock is valid */
+  clockid_t loop_clock;      /* the manager thread's CPU clock */
+  char (*user_ids)[24];
+  /* Loop lag probe: the main thread posts a no-op every 10 ms while none
+   * is outstanding; its post -> run delay shows how long the loop thread
+   * is busy between polls. */
+  atomic_int probe_busy;
+  double probe_t;            /* mono_s() when posted */
+  double probe_t0;           /* start of the series */
+  atomic_ullong probes;      /* probes that ran */
+  double lag_max_s[MAX_SAMPLES]; /* largest lag in each second since t0 */
+  double lag_sum_s;          /* sum of lags, for the mean */
+  struct emitter em[MAX_THREADS];
+};
+
+static volatile sig_atomic_t g_signalled;
+
+static void on_signal(int sig) {
+  (void)sig;
+  g_signalled = 1;
+}
+
+/* ---- clocks */
+
+static double mono_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static long long wall_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static double clock_s(clockid_t c) {
+  struct timespec ts;
+  if (clock_gettime(c, &ts) != 0)
+    return 0;
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static double rusage_cpu_s(void) {
+  struct rusage ru;
+  if (getrusage(RUSAGE_SELF, &ru) != 0)
+    return 0;
+  return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+         (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+static long vmrss_kb(void) {
+  FILE *f = fopen("/proc/self/status", "r");
+  char line[256];
+  long kb = -1;
+  if (f == NULL)
+    return -1;
+  while (fgets(line, sizeof(line), f) != NULL) {
+    if (strncmp(line, "VmRSS:", 6) == 0) {
+      kb = strtol(line + 6, NULL, 10);
+      break;
+    }
+  }
+  fclose(f);
+  return kb;
+}
+
+static void sleep_s(double s) {
+  struct timespec ts;
+  if (s <= 0)
+    return;
+  ts.tv_sec = (time_t)s;
+  ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR && !g_signalled) {
+  }
+}
+
+/* ---- callbacks (loop thread) */
+
+static void on_open(agentws_manager *m, uint64_t conn_id, void *ud) {
+  struct host *h = ud;
+  (void)m;
+  (void)conn_id;
+  atomic_fetch_add(&h->open, 1);
+  atomic_fetch_add(&h->opened, 1);
+}
+
+static void on_close(agentws_manager *m, uint64_t conn_id, int code,
+                     const char *reason, size_t reason_len, void *ud) {
+  struct host *h = ud;
+  int i;
+  (void)m;
+  (void)conn_id;
+  (void)reason;
+  (void)reason_len;
+  switch (code) {
+  case 1000: i = 0; break;
+  case 1001: i = 1; break;
+  case 1006: i = 2; break;
+  case 1011: i = 3; break;
+  case 1013: i = 4; break;
+  default: i = 5; break;
+  }
+  atomic_fetch_add(&h->closes[i], 1);
+  atomic_fetch_sub(&h->open, 1);
+}
+
+static void on_get_clock(agentws_manager *m, void *ud) {
+  struct host *h = ud;
+  (void)m;
+  if (pthread_getcpuclockid(pthread_self(), &h->loop_clock) == 0)
+    atomic_store(&h->loop_clock_set, 1);
+}
+
+static void on_probe(agentws_manager *m, void *ud) {
+  struct host *h = ud;
+  double now = mono_s(), lag = now - h->probe_t;
+  long sec = (long)(now - h->probe_t0);
+  (void)m;
+  if (sec >= 0 && sec < MAX_SAMPLES && lag > h->lag_max_s[sec])
+    h->lag_max_s[sec] = lag;
+  h->lag_sum_s += lag;
+  atomic_fetch_add(&h->probes, 1);
+  atomic_store(&h->probe_busy, 0); /* releases the fields above */
+}
+
+static void probe(struct host *h) {
+  if (atomic_load(&h->probe_busy))
+    return;
+  atomic_store(&h->probe_busy, 1);
+  h->probe_t = mono_s();
+  if (agentws_manager_post(h->m, on_probe, h) != 0)
+    atomic_store(&h->probe_busy, 0);
+}
+
+static void on_marker(agentws_manager *m, void *ud) {
+  struct emitter *em = ud;
+  (void)m;
+  pthread_mutex_lock(&em->lock);
+  atomic_fetch_add(&em->acked, 1);
+  pthread_cond_signal(&em->cond);
+  pthread_mutex_unlock(&em->lock);
+}
+
+/* ---- emitting threads */
+
+/* data_json: {"emit_us":<digits><tail>, without printf on the hot path. */
+static void make_data(const struct emitter *em, char *data) {
+  static const char head[] = "{\"emit_us\":";
+  char digits[24];
+  long long us = wall_us();
+  size_t n = 0;
+  char *p = data;
+  do {
+    digits[n++] = (char)('0' + us % 10);
+    us /= 10;
+  } while (us > 0 && n < sizeof(digits));
+  memcpy(p, head, sizeof(head) - 1);
+  p += sizeof(head) - 1;
+  while (n > 0)
+    *p++ = digits[--n];
+  memcpy(p, em->tail, em->tail_len + 1);
+}
+
+static int emit_one(struct emitter *em, unsigned long long n) {
+  struct host *h = em->h;
+  /* Users in turn, threads interleaved: thread t takes t, t+T, t+2T, ... */
+  const char *user = h->user_ids[(n * (unsigned)h->o.threads + (unsigned)em->idx) %
+                                 (unsigned)h->o.users];
+  char data[PAD_MAX + 128];
+  int rv;
+  make_data(em, data);
+  if (h->o.thinking)
+    rv = agentws_emit_agent_thinking(h->m, AGENTWS_TARGET_USER, user, "r-1",
+                                     em->pad, strlen(em->pad), data);
+  else
+    rv = agentws_emit_custom(h->m, AGENTWS_TARGET_USER, user, "bench", NULL,
+                             data);
+  if (rv != 0) {
+    if (atomic_fetch_add(&em->errors, 1) == 0)
+      fprintf(stderr, "fanout-host: emit: %s\n", agentws_err_name(rv));
+    return rv;
+  }
+  atomic_fetch_add_explicit(&em->emitted, 1, memory_order_relaxed);
+  return 0;
+}
+
+/* Waits until at most |window| markers are outstanding (or stop). */
+static void wait_window(struct emitter *em, int window) {
+  struct timespec dl;
+  pthread_mutex_lock(&em->lock);
+  while (em->posted - atomic_load(&em->acked) > (unsigned long long)window &&
+         !atomic_load(&em->h->stop)) {
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_nsec += 100 * 1000 * 1000;
+    if (dl.tv_nsec >= 1000000000) {
+      dl.tv_sec++;
+      dl.tv_nsec -= 1000000000;
+    }
+    pthread_cond_timedwait(&em->cond, &em->lock, &dl);
+  }
+  pthread_mutex_unlock(&em->lock);
+}
+
+static void *emitter_main(void *arg) {
+  struct emitter *em = arg;
+  struct host *h = em->h;
+  const struct opts *o = &h->o;
+  unsigned long long n = 0;
+  if (o->rate > 0) {
+    double per_thread = o->rate / o->threads;
+    double t0 = mono_s();
+    struct timespec next;
+    clock_gettime(CLOCK_MONOTONIC, &next);
+    while (!atomic_load(&h->stop)) {
+      double due = (mono_s() - t0) * per_thread;
+      while ((double)n < due && !atomic_load(&h->stop)) {
+        emit_one(em, n);
+        n++;
+      }
+      next.tv_nsec += 1000 * 1000; /* 1 ms steps */
+      if (next.tv_nsec >= 1000000000) {
+        next.tv_sec++;
+        next.tv_nsec -= 1000000000;
+      }
+      clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL);
+    }
+    return NULL;
+  }
+  while (!atomic_load(&h->stop)) {
+    int i;
+    for (i = 0; i < o->batch && !atomic_load(&h->stop); i++) {
+      emit_one(em, n);
+      n++;
+    }
+    if (o->window > 0) {
+      if (agentws_manager_post(h->m, on_marker, em) == 0) {
+        pthread_mutex_lock(&em->lock);
+        em->posted++;
+        pthread_mutex_unlock(&em->lock);
+      }
+      wait_window(em, o->window);
+    }
+  }
+  return NULL;
+}
+
+/* ---- options */
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "usage: fanout-host --conns N --users U [--port 0] [--duration D (5)]\n"
+          "       [--warmup W (1)] [--tail T (1)] [--linger L (1)] [--rate R (0: saturation)]\n"
+          "       [--threads T (1)] [--type custom|thinking (custom)] [--size S (200)]\n"
+          "       [--batch B (64)] [--window K (8; 0 = unbounded)]\n"
+          "       [--max-conns-per-user M (ceil(N/U), at least 5)] [--wait S (120)]\n");
+}
+
+static int num(const char *name, const char *s, double lo, double hi,
+               double *out) {
+  char *end;
+  double v;
+  errno = 0;
+  v = strtod(s, &end);
+  if (errno != 0 || end == s || *end != '\0' || !(v >= lo && v <= hi)) {
+    fprintf(stderr, "fanout-host: --%s must be a number in [%g, %g]\n", name,
+            lo, hi);
+    return -1;
+  }
+  *out = v;
+  return 0;
+}
+
+static int inum(const char *name, const char *s, int lo, int hi, int *out) {
+  double v;
+  if (num(name, s, lo, hi, &v) != 0)
+    return -1;
+  if (v != (double)(int)v) {
+    fprintf(stderr, "fanout-host: --%s must be an integer\n", name);
+    return -1;
+  }
+  *out = (int)v;
+  return 0;
+}
+
+static int parse_opts(int argc, char **argv, struct opts *o) {
+  enum { O_PORT = 256, O_CONNS, O_USERS, O_DURATION, O_WARMUP, O_TAIL,
+         O_LINGER, O_RATE, O_THREADS, O_TYPE, O_SIZE, O_BATCH, O_WINDOW,
+         O_MAXPU, O_WAIT, O_HELP };
+  static const struct option lo[] = {
+      {"port", required_argument, NULL, O_PORT},
+      {"conns", required_argument, NULL, O_CONNS},
+      {"users", required_argument, NULL, O_USERS},
+      {"duration", required_argument, NULL, O_DURATION},
+      {"warmup", required_argument, NULL, O_WARMUP},
+      {"tail", required_argument, NULL, O_TAIL},
+      {"linger", required_argument, NULL, O_LINGER},
+      {"rate", required_argument, NULL, O_RATE},
+      {"threads", required_argument, NULL, O_THREADS},
+      {"type", required_argument, NULL, O_TYPE},
+      {"size", required_argument, NULL, O_SIZE},
+      {"batch", required_argument, NULL, O_BATCH},
+      {"window", required_argument, NULL, O_WINDOW},
+      {"max-conns-per-user", required_argument, NULL, O_MAXPU},
+      {"wait", required_argument, NULL, O_WAIT},
+      {"help", no_argument, NULL, O_HELP},
+      {NULL, 0, NULL, 0}};
+  int ch, r = 0;
+  memset(o, 0, sizeof(*o));
+  o->conns = -1;
+  o->users = -1;
+  o->duration = 5;
+  o->warmup = 1;
+  o->tail = 1;
+  o->linger = 1;
+  o->threads = 1;
+  o->size = 200;
+  o->batch = 64;
+  o->window = 8;
+  o->wait = 120;
+  while (r == 0 && (ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+    switch (ch) {
+    case O_PORT: r = inum("port", optarg, 0, 65535, &o->port); break;
+    case O_CONNS: r = inum("conns", optarg, 0, 1000000, &o->conns); break;
+    case O_USERS: r = inum("users", optarg, 1, 1000000, &o->users); break;
+    case O_DURATION: r = num("duration", optarg, 0.1, 3600, &o->duration); break;
+    case O_WARMUP: r = num("warmup", optarg, 0, 600, &o->warmup); break;
+    case O_TAIL: r = num("tail", optarg, 0, 600, &o->tail); break;
+    case O_LINGER: r = num("linger", optarg, 0, 600, &o->linger); break;
+    case O_RATE: r = num("rate", optarg, 0, 1e8, &o->rate); break;
+    case O_THREADS: r = inum("threads", optarg, 1, MAX_THREADS, &o->threads); break;
+    case O_TYPE:
+      if (strcmp(optarg, "custom") == 0) {
+        o->thinking = 0;
+      } else if (strcmp(optarg, "thinking") == 0) {
+        o->thinking = 1;
+      } else {
+        fprintf(stderr, "fanout-host: --type is custom or thinking\n");
+        r = -1;
+      }
+      break;
+    case O_SIZE: r = inum("size", optarg, 64, PAD_MAX, &o->size); break;
+    case O_BATCH: r = inum("batch", optarg, 1, 1000000, &o->batch); break;
+    case O_WINDOW: r = inum("window", optarg, 0, 1000000, &o->window); break;
+    case O_MAXPU: r = inum("max-conns-per-user", optarg, 1, 100000, &o->max_per_user); break;
+    case O_WAIT: r = num("wait", optarg, 0.1, 3600, &o->wait); break;
+    case O_HELP: usage(stdout); exit(0);
+    default: r = -1; break;
+    }
+  }
+  if (r != 0 || optind != argc || o->conns < 0 || o->users < 0) {
+    if (r == 0)
+      fprintf(stderr, "fanout-host: --conns and --users are required\n");
+    usage(stderr);
+    return -1;
+  }
+  if (o->max_per_user == 0) {
+    int per = o->conns / o->users + (o->conns % o->users != 0);
+    o->max_per_user = per > 5 ? per : 5;
+    if (o->max_per_user > 100000)
+      o->max_per_user = 100000;
+  }
+  return 0;
+}
+
+/* Padding so the whole envelope is about o->size bytes. */
+static char *make_pad(const struct opts *o) {
+  char sample[512];
+  int fixed;
+  size_t n, i;
+  char *pad;
+  /* The envelope around the padding, with a 6-digit seq. */
+  if (o->thinking)
+    fixed = snprintf(sample, sizeof(sample),
+                     "{\"type\":\"agent_thinking\",\"run_id\":\"r-1\","
+                     "\"ts\":1763769600123,\"data\":{\"text\":\"\","
+                     "\"emit_us\":1763769600123456},\"seq\":123456}");
+  else
+    fixed = snprintf(sample, sizeof(sample),
+                     "{\"type\":\"bench\",\"ts\":1763769600123,\"data\":{"
+                     "\"emit_us\":1763769600123456,\"pad\":\"\"},"
+                     "\"seq\":123456}");
+  n = o->size > fixed ? (size_t)(o->size - fixed) : 0;
+  pad = malloc(n + 1);
+  if (pad == NULL)
+    return NULL;
+  for (i = 0; i < n; i++)
+    pad[i] = (char)('a' + i % 26);
+  pad[n] = '\0';
+  return pad;
+}
+
+/* ---- main */
+
+static void print_report(struct host *h, double emit_s, double window_s,
+                         unsigned long long ev_total,
+                         unsigned long long ev_window, double cpu_total,
+                         double cpu_window, double loop_window,
+                         double emit_window, unsigned long long errors,
+                         const long *rss, int nrss, long rss_start,
+                         unsigned long long closes_run[6], int open_end,
+                         int ok) {
+  const struct opts *o = &h->o;
+  long rss_max = rss_start;
+  int i;
+  for (i = 0; i < nrss; i++)
+    if (rss[i] > rss_max)
+      rss_max = rss[i];
+  printf("{\"host\":\"fanout\",\"ok\":%s,\"conns\":%d,\"users\":%d,"
+         "\"type\":\"%s\",\"size\":%d,\"threads\":%d,\"mode\":\"%s\","
+         "\"rate\":%.0f,\"batch\":%d,\"window\":%d,"
+         "\"opened\":%llu,\"open_end\":%d,"
+         "\"emit_s\":%.3f,\"events\":%llu,\"events_per_s\":%.1f,"
+         "\"window_s\":%.3f,\"events_window\":%llu,"
+         "\"events_window_per_s\":%.1f,\"emit_errors\":%llu,"
+         "\"cpu_s\":%.3f,\"cpu_window_s\":%.3f,\"loop_cpu_window_s\":%.3f,"
+         "\"emit_cpu_window_s\":%.3f,",
+         ok ? "true" : "false", o->conns, o->users,
+         o->thinking ? "agent_thinking" : "custom", o->size, o->threads,
+         o->rate > 0 ? "rate" : "saturation", o->rate, o->batch, o->window,
+         (unsigned long long)atomic_load(&h->opened), open_end, emit_s,
+         ev_total, emit_s > 0 ? (double)ev_total / emit_s : 0.0, window_s,
+         ev_window, window_s > 0 ? (double)ev_window / window_s : 0.0, errors,
+         cpu_total, cpu_window, loop_window, emit_window);
+  printf("\"closes\":{\"1000\":%llu,\"1001\":%llu,\"1006\":%llu,\"1011\":%llu,"
+         "\"1013\":%llu,\"other\":%llu},",
+         closes_run[0], closes_run[1], closes_run[2], closes_run[3],
+         closes_run[4], closes_run[5]);
+  {
+    /* Whole run, and the seconds inside the window (the run's end, when
+     * the generator closes every connection at once, is not in it). */
+    double lag_max = 0, lag_win = 0;
+    unsigned long long np = atomic_load(&h->probes);
+    int nsec = nrss < MAX_SAMPLES ? nrss : MAX_SAMPLES;
+    int w0 = (int)o->warmup, w1 = (int)(o->warmup + o->duration);
+    for (i = 0; i < nsec; i++) {
+      if (h->lag_max_s[i] > lag_max)
+        lag_max = h->lag_max_s[i];
+      if (i >= w0 && i < w1 && h->lag_max_s[i] > lag_win)
+        lag_win = h->lag_max_s[i];
+    }
+    printf("\"probes\":%llu,\"loop_lag_mean_us\":%.0f,\"loop_lag_max_us\":%.0f,"
+           "\"loop_lag_window_max_us\":%.0f,\"loop_lag_max_us_series\":[",
+           np, np > 0 ? h->lag_sum_s / (double)np * 1e6 : 0.0, lag_max * 1e6,
+           lag_win * 1e6);
+    for (i = 0; i < nsec; i++)
+      printf("%s%.0f", i ? "," : "", h->lag_max_s[i] * 1e6);
+    printf("],");
+  }
+  printf("\"rss_kb_start\":%ld,\"rss_kb_max\":%ld,\"rss_kb_final\":%ld,"
+         "\"rss_kb\":[",
+         rss_start, rss_max, nrss > 0 ? rss[nrss - 1] : rss_start);
+  for (i = 0; i < nrss; i++)
+    printf("%s%ld", i ? "," : "", rss[i]);
+  printf("]}\n");
+  fflush(stdout);
+}
+
+int main(int argc, char **argv) {
+  static struct host host;
+  static long rss[MAX_SAMPLES];
+  struct host *h = &host;
+  struct opts *o = &h->o;
+  agentws_config *cfg = NULL;
+  agentws_callbacks *cbs = NULL;
+  int rv, bound = 0, i, nrss = 0, started = 0, ok = 1, open_end;
+  double t0, t_w0 = 0, t_w1 = 0, t_end, next_sample, cpu0, cpu_w0 = 0,
+         cpu_w1 = 0, cpu_end, loop_w0 = 0, loop_w1 = 0, em_w0 = 0, em_w1 = 0;
+  unsigned long long ev_w0 = 0, ev_w1 = 0, ev_end = 0, errors = 0;
+  unsigned long long closes_run[6];
+  long rss_start;
+  int phase = 0; /* 0 warmup, 1 window, 2 tail */
+  struct sigaction sa;
+
+  if (parse_opts(argc, argv, o) != 0)
+    return 2;
+  signal(SIGPIPE, SIG_IGN);
+  memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = on_signal;
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+
+  h->user_ids = calloc((size_t)o->users, sizeof(*h->user_ids));
+  if (h->user_ids == NULL)
+    return 1;
+  for (i = 0; i < o->users; i++)
+    snprintf(h->user_ids[i], sizeof(h->user_ids[i]), "u%d", i);
+
+  if (agentws_config_new(&cfg) != 0 || agentws_callbacks_new(&cbs) != 0 ||
+      agentws_config_set_dev_insecure(cfg, 1) != 0 ||
+      agentws_config_set_ping_interval_ms(cfg, 0) != 0 ||
+      agentws_config_set_max_conns_per_user(cfg, o->max_per_user) != 0) {
+    fprintf(stderr, "fanout-host: config failed\n");
+    return 1;
+  }
+  agentws_callbacks_set_on_open(cbs, on_open);
+  agentws_callbacks_set_on_close(cbs, on_close);
+  rv = agentws_manager_new_threaded(&h->m, cfg, cbs, h);
+  agentws_config_free(cfg);
+  agentws_callbacks_free(cbs);
+  if (rv != 0) {
+    fprintf(stderr, "fanout-host: manager: %s\n", agentws_strerror(rv));
+    return 1;
+  }
+  rv = agentws_manager_listen(h->m, "127.0.0.1", o->port, &bound);
+  if (rv == 0)
+    rv = agentws_manager_start(h->m);
+  if (rv != 0) {
+    fprintf(stderr, "fanout-host: listen/start: %s\n", agentws_strerror(rv));
+    agentws_manager_free(h->m);
+    return 1;
+  }
+  agentws_manager_post(h->m, on_get_clock, h);
+  printf("listening on 127.0.0.1:%d\n", bound);
+  fflush(stdout);
+
+  /* Wait for the N connections (bounded). */
+  t0 = mono_s();
+  while (atomic_load(&h->open) < o->conns && !g_signalled) {
+    if (mono_s() - t0 > o->wait) {
+      fprintf(stderr, "fanout-host: only %d/%d connections after %.0f s\n",
+              atomic_load(&h->open), o->conns, o->wait);
+      ok = 0;
+      break;
+    }
+    sleep_s(0.002);
+  }
+  fprintf(stderr, "fanout-host: %d connections open, emitting\n",
+          atomic_load(&h->open));
+
+  rss_start = vmrss_kb();
+  t0 = mono_s();
+  h->probe_t0 = t0;
+  cpu0 = rusage_cpu_s();
+  for (i = 0; i < o->threads; i++) {
+    struct emitter *em = &h->em[i];
+    em->idx = i;
+    em->h = h;
+    em->pad = make_pad(o);
+    if (em->pad != NULL) {
+      /* thinking: the padding is the text; custom: a "pad" member. */
+      em->tail_len = o->thinking ? 1 : strlen(em->pad) + 10;
+      em->tail = malloc(em->tail_len + 1);
+      if (em->tail != NULL && o->thinking)
+        memcpy(em->tail, "}", 2);
+      else if (em->tail != NULL)
+        snprintf(em->tail, em->tail_len + 1, ",\"pad\":\"%s\"}", em->pad);
+    }
+    pthread_mutex_init(&em->lock, NULL);
+    pthread_cond_init(&em->cond, NULL);
+    if (em->pad == NULL || em->tail == NULL || pthread_create(&em->tid, NULL, emitter_main, em) != 0) {
+      fprintf(stderr, "fanout-host: cannot start emitter %d\n", i);
+      free(em->pad);
+      free(em->tail);
+      atomic_store(&h->stop, 1);
+      ok = 0;
+      break;
+    }
+    em->has_clock = pthread_getcpuclockid(em->tid, &em->cpu_clock) == 0;
+    started++;
+  }
+
+  /* Phases and RSS samples on this thread; emitters run meanwhile. */
+  next_sample = t0 + 1;
+  t_end = t0 + o->warmup + o->duration + o->tail;
+  while (!atomic_load(&h->stop)) {
+    double now = mono_s(), wake = t_end;
+    if (g_signalled)
+      break;
+    if (phase == 0 && now >= t0 + o->warmup) {
+      t_w0 = now;
+      cpu_w0 = rusage_cpu_s();
+      loop_w0 = atomic_load(&h->loop_clock_set) ? clock_s(h->loop_clock) : 0;
+      for (ev_w0 = 0, em_w0 = 0, i = 0; i < started; i++) {
+        ev_w0 += atomic_load(&h->em[i].emitted);
+        em_w0 += h->em[i].has_clock ? clock_s(h->em[i].cpu_clock) : 0;
+      }
+      phase = 1;
+    }
+    if (phase == 1 && now >= t0 + o->warmup + o->duration) {
+      t_w1 = now;
+      cpu_w1 = rusage_cpu_s();
+      loop_w1 = atomic_load(&h->loop_clock_set) ? clock_s(h->loop_clock) : 0;
+      for (ev_w1 = 0, em_w1 = 0, i = 0; i < started; i++) {
+        ev_w1 += atomic_load(&h->em[i].emitted);
+        em_w1 += h->em[i].has_clock ? clock_s(h->em[i].cpu_clock) : 0;
+      }
+      phase = 2;
+    }
+    if (now >= next_sample) {
+      if (nrss < MAX_SAMPLES)
+        rss[nrss++] = vmrss_kb();
+      next_sample += 1;
+    }
+    if (now >= t_end)
+      break;
+    if (phase == 0 && t0 + o->warmup < wake)
+      wake = t0 + o->warmup;
+    if (phase == 1 && t0 + o->warmup + o->duration < wake)
+      wake = t0 + o->warmup + o->duration;
+    if (next_sample < wake)
+      wake = next_sample;
+    probe(h);
+    sleep_s(wake - now > 0.01 ? 0.01 : wake - now);
+  }
+  atomic_store(&h->stop, 1);
+  for (i = 0; i < started; i++) {
+    pthread_mutex_lock(&h->em[i].lock);
+    pthread_cond_signal(&h->em[i].cond);
+    pthread_mutex_unlock(&h->em[i].lock);
+    pthread_join(h->em[i].tid, NULL);
+    ev_end += atomic_load(&h->em[i].emitted);
+    errors += atomic_load(&h->em[i].errors);
+  }
+  cpu_end = rusage_cpu_s();
+  {
+    double emit_s = mono_s() - t0;
+    /* Linger: the queues drain, then the last RSS samples. */
+    double l_end = mono_s() + o->linger;
+    while (!g_signalled && mono_s() < l_end) {
+      double now = mono_s();
+      if (now >= next_sample) {
+        if (nrss < MAX_SAMPLES)
+          rss[nrss++] = vmrss_kb();
+        next_sample += 1;
+      }
+      sleep_s(0.05);
+    }
+    if (nrss < MAX_SAMPLES)
+      rss[nrss++] = vmrss_kb(); /* the final value */
+    for (i = 0; i < 200 && atomic_load(&h->probe_busy); i++)
+      sleep_s(0.005); /* the last probe: its fields are read below */
+    for (i = 0; i < 6; i++)
+      closes_run[i] = atomic_load(&h->closes[i]);
+    open_end = atomic_load(&h->open);
+    if (phase < 2) {
+      ok = 0; /* interrupted or never reached the window's end */
+      t_w1 = t_w0;
+    }
+    print_report(h, emit_s, t_w1 - t_w0, ev_end, ev_w1 - ev_w0, cpu_end - cpu0,
+                 cpu_w1 - cpu_w0, loop_w1 - loop_w0, em_w1 - em_w0, errors, rss,
+                 nrss, rss_start, closes_run, open_end, ok);
+  }
+  rv = agentws_manager_stop(h->m);
+  if (rv != 0)
+    fprintf(stderr, "fanout-host: stop: %s\n", agentws_strerror(rv));
+  agentws_manager_free(h->m);
+  for (i = 0; i < started; i++) {
+    free(h->em[i].pad);
+    free(h->em[i].tail);
+    pthread_mutex_destroy(&h->em[i].lock);
+    pthread_cond_destroy(&h->em[i].cond);
+  }
+  free(h->user_ids);
+  return 0;
+}
