@@ -649,11 +649,18 @@ int load_conn_start(struct load *ld, struct conn *c) {
     ld->err.connect++;
     return -1;
   }
-  r = uv_tcp_init(ld->loop, &c->tcp);
+  r = uv_tcp_init_ex(ld->loop, &c->tcp, AF_INET);
   if (r == 0) {
     c->tcp.data = c;
     ld->handles++;
     uv_tcp_nodelay(&c->tcp, 1);
+    if (c->stall_conn) {
+      /* A small window before connecting: the kernel then absorbs little
+       * of what the server sends a stalled reader, so the server's queue
+       * bound is reached within a run, as with a slow real client. */
+      int sz = 4096;
+      uv_recv_buffer_size((uv_handle_t *)&c->tcp, &sz);
+    }
     c->creq.data = c;
     r = uv_tcp_connect(&c->creq, &c->tcp, (const struct sockaddr *)&ld->addr,
                        on_connect);

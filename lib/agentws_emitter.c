@@ -314,11 +314,22 @@ static void on_evict(agentws__stream *st, agentws__event *ev, void *ud) {
 }
 
 /* One live event to one connection's position in one stream. */
-static void deliver(agentws__emitter *e, agentws__session *s, uint64_t *pos,
+static void deliver(agentws__emitter *e, agentws__session *s,
+                    agentws__stream *st, agentws__evq *q, uint64_t *pos,
                     int *behind, agentws__event *ev) {
-  if (s->conn->state != AGENTWS__CONN_WS || !s->welcomed || *behind ||
-      ev->seq <= *pos)
+  if (s->conn->state != AGENTWS__CONN_WS || !s->welcomed || ev->seq <= *pos)
     return;
+  if (*behind) {
+    /* A reader that stopped reading never becomes writable again, so the
+     * queue bound is enforced here too, as its debt grows. */
+    if (agentws__writer_queued(s->conn) > soft_limit(e)) {
+      s->lagging = 1;
+      if ((q != NULL ? q->bytes : 0) + agentws__stream_bytes_after(st, *pos) >
+          e->cfg->max_queued_bytes)
+        slow_close(e, s);
+    }
+    return;
+  }
   if (agentws__writer_queued(s->conn) > soft_limit(e)) {
     *behind = 1; /* on_writable reads on from the backlog */
     s->lagging = 1;
@@ -453,7 +464,7 @@ static void publish(agentws__emitter *e, agentws__event *ev) {
     e->stats.emitted++;
     for (it = u->sessions.next; it != &u->sessions; it = it->next) {
       agentws__session *s = AGENTWS__CONTAINER_OF(it, agentws__session, unode);
-      deliver(e, s, &s->pos, &s->behind, ev);
+      deliver(e, s, st, s->ovf, &s->pos, &s->behind, ev);
     }
   } else {
     agentws__room *rm = agentws__registry_room(&e->reg, ev->target_id);
@@ -464,7 +475,7 @@ static void publish(agentws__emitter *e, agentws__event *ev) {
     e->stats.emitted++;
     for (it = rm->members.next; it != &rm->members; it = it->next) {
       agentws__member *mb = AGENTWS__CONTAINER_OF(it, agentws__member, rnode);
-      deliver(e, mb->s, &mb->pos, &mb->behind, ev);
+      deliver(e, mb->s, st, mb->ovf, &mb->pos, &mb->behind, ev);
     }
   }
 }

@@ -128,7 +128,8 @@ struct agentws__transport {
   size_t ws_pool_len;
   void *enc;                     /* wslay frame context that frames output */
   agentws__buf *enc_target;      /* where the encoder appends */
-  agentws__buf buf_cache[16];    /* released output buffers, reused */
+  agentws__buf buf_cache[256];   /* released output buffers (<= 16 KiB):
+                                    a busy turn reuses them, no realloc */
   size_t buf_cache_len;
   uv_tcp_t reject;               /* accepts-and-closes when out of memory */
   int reject_busy;               /* reject is in use */

@@ -13,7 +13,7 @@ typedef struct write_req {
   agentws__buf buf; /* the bytes, moved out of conn->out */
 } write_req;
 
-#define CACHE_MAX_CAP (256u * 1024u) /* larger buffers are not kept */
+#define CACHE_MAX_CAP (16u * 1024u) /* larger buffers are not kept */
 
 static uint64_t queued(const agentws__conn *c) {
   return (uint64_t)c->out.len + c->inflight;
