@@ -652,6 +652,13 @@ AGENTWS_EXTERN int agentws_room_add(agentws_manager *m, uint64_t conn_id,
 AGENTWS_EXTERN int agentws_room_remove(agentws_manager *m, uint64_t conn_id,
                                        const char *room);
 
+/* Returns 1 if open connection |conn_id| is in |room| (it joined, or the
+ * host added it, and has not left), 0 if not, or AGENTWS_ERR_NOT_FOUND /
+ * AGENTWS_ERR_INVALID_ARGUMENT. A connection is in at most 64 rooms.
+ * Loop thread only. Since: 0.1 */
+AGENTWS_EXTERN int agentws_conn_in_room(agentws_manager *m, uint64_t conn_id,
+                                        const char *room);
+
 /* ------------------------------------------------------------- emitting */
 
 /* Targets of an emit, passed as int. */

@@ -116,5 +116,6 @@ int agentws__emitter_room_add(agentws__emitter *e, agentws__session *s,
                               const char *room, int reply);
 int agentws__emitter_room_remove(agentws__emitter *e, agentws__session *s,
                                  const char *room, int reply);
+int agentws__emitter_in_room(agentws__session *s, const char *room);
 
 #endif /* AGENTWS_EMITTER_H */

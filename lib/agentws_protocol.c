@@ -20,6 +20,7 @@ int agentws__emitter_catch_up(agentws__emitter *e, agentws__session *s,
                               uint64_t *pos, int *behind, size_t *budget);
 
 #define ABUSE_BURST 10.0 /* bad messages tolerated in a burst */
+#define MAX_ROOMS 64      /* rooms one connection may be in */
 #define ABUSE_RATE 1.0   /* ... refilled per second */
 
 /* Sends what a ctl_* writer put into the scratch buffer. */
@@ -161,6 +162,18 @@ static agentws__member *find_member(agentws__session *s, const char *room) {
   return NULL;
 }
 
+int agentws__emitter_in_room(agentws__session *s, const char *room) {
+  return find_member(s, room) != NULL;
+}
+
+static size_t room_count(agentws__session *s) {
+  agentws__list *it;
+  size_t n = 0;
+  for (it = s->rooms.next; it != &s->rooms; it = it->next)
+    n++;
+  return n;
+}
+
 static void member_free(agentws__emitter *e, agentws__member *mb) {
   agentws__room *rm = mb->room;
   agentws__evq_free(e->mem, mb->ovf);
@@ -181,6 +194,8 @@ static int join(agentws__emitter *e, agentws__session *s, const char *room,
     return AGENTWS_ERR_INVALID_ARGUMENT;
   if (find_member(s, room) != NULL)
     return 0;
+  if (room_count(s) >= MAX_ROOMS)
+    return AGENTWS_ERR_LIMIT;
   rm = agentws__registry_room(&e->reg, room);
   st = rm != NULL ? agentws__emitter_room_stream(e, rm) : NULL;
   mb = st != NULL ? agentws__mem_calloc(e->mem, 1, sizeof(*mb)) : NULL;
@@ -240,6 +255,10 @@ static void on_join(agentws__emitter *e, agentws__session *s,
   int rv;
   if (find_member(s, in->room) != NULL) {
     send_error(e, s, "already_member", "this connection is in that room");
+    return;
+  }
+  if (room_count(s) >= MAX_ROOMS) {
+    send_error(e, s, "too_many_rooms", "a connection is in at most 64 rooms");
     return;
   }
   /* Rooms are the host's to grant: without a hook, none. */

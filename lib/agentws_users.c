@@ -134,3 +134,14 @@ int agentws_room_remove(agentws_manager *m, uint64_t conn_id,
     return AGENTWS_ERR_INVALID_ARGUMENT;
   return agentws__emitter_room_remove(&m->emitter, s, room, 1);
 }
+
+int agentws_conn_in_room(agentws_manager *m, uint64_t conn_id,
+                         const char *room) {
+  int rv;
+  agentws__session *s = open_session(m, conn_id, &rv);
+  if (s == NULL)
+    return rv;
+  if (room == NULL)
+    return AGENTWS_ERR_INVALID_ARGUMENT;
+  return agentws__emitter_in_room(s, room);
+}

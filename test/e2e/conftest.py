@@ -188,3 +188,17 @@ def pytest_report_header(config):
     if scale:
         lines.append(f"timeout scale: {scale}")
     return lines
+
+
+@pytest.fixture
+def agent_server(demo_server):
+    """Factory: agent_server("--backlog-events", "5") -> agentws-demo --mode agent --dev-insecure ...
+
+    insecure=False leaves out --dev-insecure. The later --mode wins over the fixture's --mode echo.
+    """
+
+    def start(*args: str, insecure: bool = True) -> DemoServer:
+        extra = ["--mode", "agent"] + (["--dev-insecure"] if insecure else [])
+        return demo_server(*extra, *args)
+
+    return start

@@ -505,3 +505,272 @@ def expect_refusal(port: int, request: bytes, status: int) -> HttpResponse:
 def socket_readable(sock: socket.socket, timeout: float) -> bool:
     r, _, _ = select.select([sock], [], [], timeout)
     return bool(r)
+
+
+# --------------------------------------------------------------------------- agent protocol
+# Helpers for the agent-mode tests (test_agent_*.py): a JSON client for the agentws.v1 protocol
+# and checks of the event envelope and of one simulated run of agentws-demo --mode agent.
+
+import json as _json  # noqa: E402  (kept with the section that uses it)
+import re as _re  # noqa: E402
+from urllib.parse import urlencode as _urlencode  # noqa: E402
+
+LIFECYCLE = ("agent_started", "agent_thinking", "tool_executing", "tool_completed", "agent_completed")
+# A demo run: started, thinking deltas, one tool call, thinking deltas, completed.
+RUN_SHAPE = ["agent_started", "agent_thinking", "tool_executing", "tool_completed", "agent_thinking",
+             "agent_completed"]
+ERROR_CODES = ("too_large", "bad_json", "bad_message", "bad_field", "rate_limited")
+
+
+def agent_path(user: Optional[str] = "alice", **params) -> str:
+    """/ws?user=U&k=v...; params whose value is None are left out."""
+    query = []
+    if user is not None:
+        query.append(("user", user))
+    query += [(k, str(v)) for k, v in params.items() if v is not None]
+    return "/ws" + ("?" + _urlencode(query) if query else "")
+
+
+class AgentClient:
+    """One agentws.v1 connection (websockets) that sends and receives JSON objects."""
+
+    def __init__(self, ws, name: str):
+        self.ws = ws
+        self.name = name
+        self.welcome: Optional[dict] = None
+        self.raw: List[str] = []  # every text message received, in order
+
+    async def send(self, msg) -> None:
+        await self.ws.send(msg if isinstance(msg, (str, bytes)) else _json.dumps(msg))
+
+    async def say(self, text: str, room: Optional[str] = None) -> None:
+        msg = {"type": "user_message", "text": text}
+        if room is not None:
+            msg["room"] = room
+        await self.send(msg)
+
+    async def recv(self, timeout: Optional[float] = None) -> dict:
+        limit = timeout or t(5)
+        try:
+            raw = await asyncio.wait_for(self.ws.recv(), limit)
+        except asyncio.TimeoutError:
+            raise AssertionError(f"{self.name}: no message within {limit:.1f}s") from None
+        except websockets.ConnectionClosed as exc:
+            raise AssertionError(f"{self.name}: connection closed while a message was expected ({exc})") from None
+        assert isinstance(raw, str), f"{self.name}: binary message from the server: {raw[:80]!r}"
+        self.raw.append(raw)
+        try:
+            msg = _json.loads(raw)
+        except ValueError:
+            raise AssertionError(f"{self.name}: not JSON: {raw[:300]!r}") from None
+        assert isinstance(msg, dict) and isinstance(msg.get("type"), str), (
+            f"{self.name}: not a JSON object with a string type: {raw[:300]!r}"
+        )
+        return msg
+
+    async def expect(self, type_: str, timeout: Optional[float] = None) -> dict:
+        """The next message, which must have type |type_|."""
+        msg = await self.recv(timeout)
+        assert msg["type"] == type_, f"{self.name}: expected a {type_!r} message, got {msg}"
+        return msg
+
+    async def expect_error(self, code: str, timeout: Optional[float] = None) -> dict:
+        msg = await self.expect("error", timeout)
+        assert msg.get("code") == code, f"{self.name}: expected error code {code!r}, got {msg}"
+        assert isinstance(msg.get("message"), str) and msg["message"], f"{self.name}: error without a message: {msg}"
+        return msg
+
+    async def collect(self, n: int, timeout: Optional[float] = None) -> List[dict]:
+        """The next |n| messages, all within |timeout| (default t(10))."""
+        deadline = asyncio.get_running_loop().time() + (timeout or t(10))
+        out = []
+        while len(out) < n:
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                raise AssertionError(f"{self.name}: got {len(out)} of {n} messages in time; last: {out[-1:]}")
+            out.append(await self.recv(left))
+        return out
+
+    async def until(self, pred, timeout: Optional[float] = None, what: str = "the expected message") -> List[dict]:
+        """Messages up to and including the first one for which pred(msg) is true."""
+        limit = timeout or t(10)
+        deadline = asyncio.get_running_loop().time() + limit
+        out = []
+        while True:
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                raise AssertionError(f"{self.name}: {what} did not come within {limit:.1f}s; got {summarize(out)}")
+            msg = await self.recv(left)
+            out.append(msg)
+            if pred(msg):
+                return out
+
+    async def run_events(self, timeout: Optional[float] = None) -> List[dict]:
+        """Messages up to and including the next agent_completed or agent_error."""
+        return await self.until(lambda m: m["type"] in ("agent_completed", "agent_error"), timeout,
+                                "the end of the run")
+
+    async def barrier(self, timeout: Optional[float] = None) -> List[dict]:
+        """Sends a ping; returns every message that came before its pong."""
+        await self.send({"type": "ping"})
+        got = await self.until(lambda m: m["type"] == "pong", timeout, "the pong")
+        return got[:-1]
+
+    async def nothing_pending(self, timeout: Optional[float] = None) -> None:
+        got = await self.barrier(timeout)
+        assert got == [], f"{self.name}: unexpected messages: {summarize(got)}"
+
+    async def close(self) -> None:
+        await self.ws.close()
+
+    def drop(self) -> None:
+        """Ends the TCP connection without a close handshake (a network blip)."""
+        self.ws.transport.abort()
+
+
+class agent_client:
+    """async with agent_client(port, "alice", epoch=E, last_seq=N) as c: ... (c.welcome is read)."""
+
+    _count = 0
+
+    def __init__(self, port: int, user: Optional[str] = "alice", *, welcome: bool = True, subprotocols=None,
+                 **params):
+        self.port = port
+        self.path = agent_path(user, **params)
+        self.read_welcome = welcome
+        self.subprotocols = subprotocols
+        agent_client._count += 1
+        self.name = f"{user}#{agent_client._count}"
+        self.client: Optional[AgentClient] = None
+
+    async def __aenter__(self) -> AgentClient:
+        # An unbounded receive queue: websockets otherwise stops reading after 32 unread messages, and a close
+        # with more than that pending then waits for its timeout (1006) instead of the server's close frame.
+        kw = {"max_queue": None}
+        if self.subprotocols is not None:
+            kw["subprotocols"] = self.subprotocols or None
+        ws = await ws_connect(self.port, self.path, **kw)
+        self.client = AgentClient(ws, self.name)
+        if self.read_welcome:
+            try:
+                self.client.welcome = await self.client.expect("welcome")
+            except BaseException:
+                await ws.close()
+                raise
+        return self.client
+
+    async def __aexit__(self, *exc) -> None:
+        if self.client is not None:
+            await self.client.ws.close()
+
+
+def summarize(msgs: Sequence[dict], limit: int = 12) -> str:
+    """A short description of a message list for assertion texts."""
+    parts = []
+    for m in msgs[:limit]:
+        s = m.get("type", "?")
+        if "seq" in m:
+            s += f"#{m['seq']}"
+        if "stream" in m:
+            s += f"@{m['stream']}"
+        if m.get("type") == "error":
+            s += f"({m.get('code')})"
+        parts.append(s)
+    more = f" ... (+{len(msgs) - limit})" if len(msgs) > limit else ""
+    return "[" + ", ".join(parts) + more + "]"
+
+
+def check_envelope(ev: dict, stream: Optional[str] = None) -> None:
+    """The common fields of an event: type, seq, ts, data, stream, run_id for lifecycle types."""
+    assert isinstance(ev.get("seq"), int) and ev["seq"] >= 1, f"bad seq: {ev}"
+    assert isinstance(ev.get("ts"), int), f"ts must be an integer (ms): {ev}"
+    now_ms = time.time() * 1000
+    assert abs(ev["ts"] - now_ms) < 600_000, f"ts {ev['ts']} is not the wall clock in ms (now {now_ms:.0f}): {ev}"
+    assert isinstance(ev.get("data"), dict), f"data must be an object: {ev}"
+    if stream is None:
+        assert "stream" not in ev, f"an event of the user's own stream carries a stream field: {ev}"
+    else:
+        assert ev.get("stream") == stream, f"expected stream {stream!r}: {ev}"
+    if ev["type"].startswith(("agent_", "tool_")):
+        assert isinstance(ev.get("run_id"), str) and ev["run_id"], f"lifecycle event without run_id: {ev}"
+
+
+def seq_step(ev: dict) -> int:
+    """How far this event's seq may be past the previous one: n for a coalesced thinking event."""
+    if ev.get("type") == "agent_thinking":
+        n = ev.get("data", {}).get("coalesced", 1)
+        assert isinstance(n, int) and n >= 1, f"bad coalesced count: {ev}"
+        return n
+    return 1
+
+
+def check_seqs(events: Sequence[dict], first: Optional[int] = None) -> None:
+    """Strictly +1 per event (+n for an event that coalesced n thinking deltas)."""
+    if first is not None and events:
+        assert events[0]["seq"] == first, f"first seq {events[0]['seq']}, expected {first}: {summarize(events)}"
+    for prev, ev in zip(events, events[1:]):
+        assert ev["seq"] == prev["seq"] + seq_step(ev), (
+            f"seq {prev['seq']} -> {ev['seq']} ({ev['type']}, step allowed {seq_step(ev)}): {summarize(events, 40)}"
+        )
+
+
+def thinking_text(events: Sequence[dict]) -> str:
+    return "".join(e["data"]["text"] for e in events if e["type"] == "agent_thinking")
+
+
+def check_run(events: Sequence[dict], text: Optional[str] = None, *, stream: Optional[str] = None,
+              first_seq: Optional[int] = None) -> str:
+    """Asserts |events| is exactly one complete demo run (its data fields too); returns the run_id."""
+    assert events, "no events"
+    types = [e["type"] for e in events]
+    shape = [tp for i, tp in enumerate(types) if i == 0 or tp != "agent_thinking" or types[i - 1] != tp]
+    assert shape == RUN_SHAPE, f"run events out of shape: {types}"
+    for ev in events:
+        check_envelope(ev, stream)
+    run_id = events[0]["run_id"]
+    assert _re.fullmatch(r"r-[0-9]+", run_id), f"run_id {run_id!r} is not r-<n>"
+    others = [e for e in events if e["run_id"] != run_id]
+    assert not others, f"events of another run mixed in: {summarize(others)}"
+    check_seqs(events, first_seq)
+    by_type = {e["type"]: e for e in events}
+    started = by_type["agent_started"]["data"]
+    assert started.get("agent") == "demo-agent", f"agent_started data: {started}"
+    if text is not None:
+        assert started.get("input") == text, f"agent_started input {started.get('input')!r} != {text!r}"
+    execing = by_type["tool_executing"]["data"]
+    assert execing.get("tool") == "web_search", f"tool_executing data: {execing}"
+    call = execing.get("tool_call_id")
+    assert isinstance(call, str) and _re.fullmatch(r"c-[0-9]+", call), f"tool_call_id: {execing}"
+    if text is not None:
+        assert execing.get("args") == {"q": text}, f"tool_executing args: {execing}"
+    done = by_type["tool_completed"]["data"]
+    assert done.get("tool") == "web_search" and done.get("tool_call_id") == call, f"tool_completed data: {done}"
+    assert done.get("ok") is True, f"tool_completed ok: {done}"
+    assert isinstance(done.get("duration_ms"), int) and done["duration_ms"] >= 0, f"tool_completed: {done}"
+    assert isinstance(done.get("result"), dict), f"tool_completed result: {done}"
+    for ev in events:
+        if ev["type"] == "agent_thinking":
+            assert isinstance(ev["data"].get("text"), str) and ev["data"]["text"], f"thinking without text: {ev}"
+    completed = by_type["agent_completed"]["data"]
+    assert isinstance(completed.get("duration_ms"), int) and completed["duration_ms"] >= 0, f"{completed}"
+    result = completed.get("result")
+    assert isinstance(result, dict) and isinstance(result.get("text"), str), f"agent_completed result: {completed}"
+    joined = thinking_text(events)
+    assert joined.encode("utf-8") == result["text"].encode("utf-8"), (
+        f"thinking deltas reassembled != agent_completed result.text\n deltas: {joined!r}\n result: {result['text']!r}"
+    )
+    return run_id
+
+
+def check_ticks(events: Sequence[dict], n: int, first_seq: Optional[int] = None,
+                stream: Optional[str] = None, pad: int = 0) -> None:
+    """|events| are exactly the n demo.tick events of one "/burst n [pad]", in order."""
+    assert len(events) == n, f"{len(events)} events, expected {n}: {summarize(events)}"
+    for k, ev in enumerate(events):
+        want = {"i": k, "pad": "x" * pad} if pad else {"i": k}
+        if ev.get("type") != "demo.tick" or ev.get("data") != want:
+            raise AssertionError(f"tick #{k} is {ev}")
+        check_envelope(ev, stream)
+        if "run_id" in ev:
+            raise AssertionError(f"a tick emitted without run_id carries one: {ev}")
+    check_seqs(events, first_seq)
