@@ -176,6 +176,7 @@ static agentws__stream *stream_new(agentws__emitter *e, void *owner,
     return NULL;
   st->on_evict = on_evict;
   st->evict_ud = e;
+  st->last_ms = (int64_t)uv_now(e->m->loop); /* idle time counts from now */
   st->owner = owner;
   st->owner_is_room = is_room;
   return st;
