@@ -302,3 +302,18 @@ def test_resume_replay_larger_than_the_queue_bound(agent_server):
         msgs = [json.loads(r.recv_message()[1]) for _ in range(n + 1)]
     check_welcome(msgs[0], epoch=epoch, seq=n, recovered=True, missed=0)
     check_ticks(msgs[1:], n, first_seq=1)
+
+
+def test_epoch_of_an_idle_stream_survives_the_sweep(agent_server):
+    """A user's stream created by a connection that saw no event keeps its epoch across the library's 1 s
+    sweep (regression: it was collected at once, so a resume after it saw a new epoch)."""
+    srv = agent_server()
+
+    async def go():
+        async with agent_client(srv.port, "ivy") as a:
+            epoch = a.welcome["epoch"]
+        await asyncio.sleep(2.5)  # more than two sweeps
+        async with agent_client(srv.port, "ivy", epoch=epoch, last_seq=0) as b:
+            check_welcome(b.welcome, epoch=epoch, seq=0, recovered=True, missed=0)
+
+    run_async(go(), t(30))
