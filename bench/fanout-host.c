@@ -77,6 +77,7 @@ struct opts {
   int window;      /* saturation: markers outstanding at most; 0 = no bound */
   int max_per_user;
   int max_queued_kb; /* --max-queued-kb; 0: the library's default */
+  int sndbuf_kb;     /* --sndbuf-kb; 0: the kernel's autotuning */
   double wait;     /* seconds to wait for the N connections */
 };
 
@@ -360,7 +361,7 @@ static void usage(FILE *f) {
           "       [--threads T (1)] [--type custom|thinking (custom)] [--size S (200)]\n"
           "       [--batch B (64)] [--window K (8; 0 = unbounded)]\n"
           "       [--max-conns-per-user M (ceil(N/U), at least 5)] [--wait S (120)]\n"
-          "       [--max-queued-kb K (library default 1024)]\n");
+          "       [--max-queued-kb K (library default 1024)] [--sndbuf-kb K (kernel)]\n");
 }
 
 static int num(const char *name, const char *s, double lo, double hi,
@@ -393,7 +394,7 @@ static int inum(const char *name, const char *s, int lo, int hi, int *out) {
 static int parse_opts(int argc, char **argv, struct opts *o) {
   enum { O_PORT = 256, O_CONNS, O_USERS, O_DURATION, O_WARMUP, O_TAIL,
          O_LINGER, O_RATE, O_THREADS, O_TYPE, O_SIZE, O_BATCH, O_WINDOW,
-         O_MAXPU, O_MAXQ, O_WAIT, O_HELP };
+         O_MAXPU, O_MAXQ, O_SNDBUF, O_WAIT, O_HELP };
   static const struct option lo[] = {
       {"port", required_argument, NULL, O_PORT},
       {"conns", required_argument, NULL, O_CONNS},
@@ -410,6 +411,7 @@ static int parse_opts(int argc, char **argv, struct opts *o) {
       {"window", required_argument, NULL, O_WINDOW},
       {"max-conns-per-user", required_argument, NULL, O_MAXPU},
       {"max-queued-kb", required_argument, NULL, O_MAXQ},
+      {"sndbuf-kb", required_argument, NULL, O_SNDBUF},
       {"wait", required_argument, NULL, O_WAIT},
       {"help", no_argument, NULL, O_HELP},
       {NULL, 0, NULL, 0}};
@@ -452,6 +454,7 @@ static int parse_opts(int argc, char **argv, struct opts *o) {
     case O_WINDOW: r = inum("window", optarg, 0, 1000000, &o->window); break;
     case O_MAXPU: r = inum("max-conns-per-user", optarg, 1, 100000, &o->max_per_user); break;
     case O_MAXQ: r = inum("max-queued-kb", optarg, 1, 4194304, &o->max_queued_kb); break;
+    case O_SNDBUF: r = inum("sndbuf-kb", optarg, 4, 65536, &o->sndbuf_kb); break;
     case O_WAIT: r = num("wait", optarg, 0.1, 3600, &o->wait); break;
     case O_HELP: usage(stdout); exit(0);
     default: r = -1; break;
@@ -600,7 +603,9 @@ int main(int argc, char **argv) {
       agentws_config_set_ping_interval_ms(cfg, 0) != 0 ||
       agentws_config_set_max_conns_per_user(cfg, o->max_per_user) != 0 ||
       (o->max_queued_kb > 0 &&
-       agentws_config_set_max_queued_bytes(cfg, (uint64_t)o->max_queued_kb * 1024) != 0)) {
+       agentws_config_set_max_queued_bytes(cfg, (uint64_t)o->max_queued_kb * 1024) != 0) ||
+      (o->sndbuf_kb > 0 &&
+       agentws_config_set_socket_send_buffer(cfg, (uint64_t)o->sndbuf_kb * 1024) != 0)) {
     fprintf(stderr, "fanout-host: config failed\n");
     return 1;
   }

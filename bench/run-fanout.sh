@@ -14,7 +14,9 @@
 #   (c) stall  saturation with STALL connections that stop reading after
 #              their welcome: the host's VmRSS every second (max, final,
 #              growth over the second half), whether the stalled ones were
-#              closed with 1013 and whether the others kept receiving.
+#              closed with 1013 and whether the others kept receiving
+#              (host: --sndbuf-kb 64 --max-queued-kb 256; STALL_SNDBUF_KB,
+#              STALL_MAX_QUEUED_KB override).
 #
 # Each scenario runs REPS times (default 3), the order alternating between
 # repetitions; medians and min-max are printed and appended as a markdown
@@ -212,7 +214,11 @@ run_case() {
   local largs=(--mode fanout --conns "$CONNS" --users "$USERS" --duration "$dur"
                --warmup "$WARMUP")
   [ "$rate" != 0 ] && hargs+=(--rate "$rate")
-  [ "$stall" != 0 ] && largs+=(--stall "$stall")
+  # Stalled readers: a bounded kernel send buffer and queue bound, as a
+  # production host would set, so the 1013 shows within the run instead of
+  # the kernel absorbing megabytes per stalled socket.
+  [ "$stall" != 0 ] && largs+=(--stall "$stall") &&
+    hargs+=(--sndbuf-kb "${STALL_SNDBUF_KB:-64}" --max-queued-kb "${STALL_MAX_QUEUED_KB:-256}")
   wait_quiet "$key"
   start_host "${hargs[@]}"
   : >"$TMP/load.err1"

@@ -565,6 +565,7 @@ static void usage(FILE *f) {
           "  [--dev-insecure] [--max-conn-per-user N] [--backlog-events N]\n"
           "  [--backlog-bytes N] [--backlog-age-ms N] [--client-rate N]\n"
           "  [--max-client-message N] [--max-event-bytes N]\n"
+          "  [--socket-send-buffer N]\n"
           "  [--thinking-delay-ms N] [--workers N] [--job-queue N]\n"
           "  [--max-message-size N] [--max-queued-bytes N] "
           "[--max-header-bytes N]\n"
@@ -591,7 +592,7 @@ enum {
   OPT_MAX_CONNS, OPT_ORIGIN, OPT_SUBPROTO, OPT_WS_PATH, OPT_HELP,
   OPT_DEV_INSECURE, OPT_PER_USER, OPT_BACKLOG_EVENTS, OPT_BACKLOG_BYTES,
   OPT_BACKLOG_AGE, OPT_CLIENT_RATE, OPT_MAX_CLIENT_MSG, OPT_MAX_EVENT,
-  OPT_THINKING_DELAY, OPT_WORKERS, OPT_JOB_QUEUE
+  OPT_THINKING_DELAY, OPT_WORKERS, OPT_JOB_QUEUE, OPT_SNDBUF
 };
 
 static const struct option options[] = {
@@ -619,6 +620,7 @@ static const struct option options[] = {
     {"client-rate", required_argument, NULL, OPT_CLIENT_RATE},
     {"max-client-message", required_argument, NULL, OPT_MAX_CLIENT_MSG},
     {"max-event-bytes", required_argument, NULL, OPT_MAX_EVENT},
+    {"socket-send-buffer", required_argument, NULL, OPT_SNDBUF},
     {"thinking-delay-ms", required_argument, NULL, OPT_THINKING_DELAY},
     {"workers", required_argument, NULL, OPT_WORKERS},
     {"job-queue", required_argument, NULL, OPT_JOB_QUEUE},
@@ -668,6 +670,9 @@ static int apply(demo *d, agentws_config *cfg, int opt, const char *arg) {
     break;
   case OPT_MAX_EVENT:
     rv = agentws_config_set_max_event_bytes(cfg, (uint64_t)v);
+    break;
+  case OPT_SNDBUF:
+    rv = agentws_config_set_socket_send_buffer(cfg, (uint64_t)v);
     break;
   case OPT_THINKING_DELAY:
     rv = v < 0 || v > 600000 ? AGENTWS_ERR_OUT_OF_RANGE : 0;

@@ -243,6 +243,14 @@ AGENTWS_EXTERN int agentws_config_add_subprotocol(agentws_config *cfg,
 AGENTWS_EXTERN int agentws_config_set_healthz(agentws_config *cfg,
                                               int enabled);
 
+/* Kernel send buffer per connection (SO_SNDBUF), 0 (the kernel's
+ * autotuning, up to net.ipv4.tcp_wmem's maximum, often 4 MiB) or
+ * 4096 .. 67108864 bytes. A bound keeps a stalled client from parking
+ * megabytes in the kernel and makes max_queued_bytes act sooner.
+ * Default 0. Since: 0.1 */
+AGENTWS_EXTERN int
+agentws_config_set_socket_send_buffer(agentws_config *cfg, uint64_t bytes);
+
 /* Listen backlog, 1 .. 65535. Default 511. */
 AGENTWS_EXTERN int agentws_config_set_listen_backlog(agentws_config *cfg,
                                                      int n);

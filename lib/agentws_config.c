@@ -178,6 +178,8 @@ RANGE_SETTER(agentws_config_set_client_rate, int, client_rate,
              AGENTWS__OPT_CLIENT_RATE, 1, 100000, 0)
 RANGE_SETTER(agentws_config_set_auth_timeout_ms, int64_t, auth_timeout_ms,
              AGENTWS__OPT_AUTH_TIMEOUT, 1, 600000, 0)
+RANGE_SETTER(agentws_config_set_socket_send_buffer, uint64_t, socket_sndbuf,
+             AGENTWS__OPT_SNDBUF, 4096, 67108864, 1)
 RANGE_SETTER(agentws_config_set_max_event_bytes, uint64_t, max_event_bytes,
              AGENTWS__OPT_MAX_EVENT, 256, 16777216, 0)
 

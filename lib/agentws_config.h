@@ -36,7 +36,8 @@ enum {
   AGENTWS__OPT_MAX_CLIENT_MSG = 1u << 21,
   AGENTWS__OPT_CLIENT_RATE = 1u << 22,
   AGENTWS__OPT_AUTH_TIMEOUT = 1u << 23,
-  AGENTWS__OPT_MAX_EVENT = 1u << 24
+  AGENTWS__OPT_MAX_EVENT = 1u << 24,
+  AGENTWS__OPT_SNDBUF = 1u << 25
 };
 
 struct agentws_config {
@@ -65,6 +66,7 @@ struct agentws_config {
   int client_rate;           /* client messages per second */
   int64_t auth_timeout_ms;   /* on_authenticate must answer within */
   uint64_t max_event_bytes;  /* emit refuses bigger envelopes */
+  uint64_t socket_sndbuf;    /* SO_SNDBUF per connection; 0 = kernel's */
   char *origins[AGENTWS__MAX_LIST];      /* owned, allow-list */
   size_t num_origins;
   char *subprotocols[AGENTWS__MAX_LIST]; /* owned; [0] is "agentws.v1" */

@@ -216,6 +216,10 @@ static void conn_unadd(agentws__conn *c) {
 static void conn_start(agentws__conn *c) {
   int rv;
   uv_tcp_nodelay(&c->tcp, 1);
+  if (c->t->cfg->socket_sndbuf > 0) {
+    int size = (int)c->t->cfg->socket_sndbuf;
+    uv_send_buffer_size((uv_handle_t *)&c->tcp, &size);
+  }
   rv = uv_read_start((uv_stream_t *)&c->tcp, conn_alloc_cb, conn_read_cb);
   if (rv != 0)
     agentws__conn_kill(c, AGENTWS_CLOSE_ABNORMAL, "read failed");

@@ -75,6 +75,19 @@ static const u64_opt u64_opts[] = {
      AGENTWS__OPT_MAX_QUEUED},
     {"max_header_bytes", agentws_config_set_max_header_bytes,
      OFF(max_header_bytes), 8192, 256, 65536, AGENTWS__OPT_MAX_HEADER_BYTES},
+    {"max_client_message", agentws_config_set_max_client_message,
+     OFF(max_client_message), 65536, 64, 16777216,
+     AGENTWS__OPT_MAX_CLIENT_MSG},
+    {"max_event_bytes", agentws_config_set_max_event_bytes,
+     OFF(max_event_bytes), 262144, 256, 16777216, AGENTWS__OPT_MAX_EVENT},
+};
+
+/* u64 options where 0 means "off" / "kernel default". */
+static const u64_opt u64_zero_opts[] = {
+    {"socket_sndbuf", agentws_config_set_socket_send_buffer,
+     OFF(socket_sndbuf), 0, 4096, 67108864, AGENTWS__OPT_SNDBUF},
+    {"backlog_bytes", agentws_config_set_backlog_bytes, OFF(backlog_bytes),
+     4u << 20, 1, (uint64_t)1 << 34, AGENTWS__OPT_BACKLOG_BYTES},
 };
 
 static const i64_opt i64_opts[] = {
@@ -201,6 +214,23 @@ static void test_u64_ranges(void **state) {
   }
 }
 
+static void test_u64_zero_ranges(void **state) {
+  agentws_config *c = *state;
+  size_t i;
+  for (i = 0; i < N(u64_zero_opts); i++) {
+    const u64_opt *o = &u64_zero_opts[i];
+    assert_int_equal(get_u64(c, o->off), o->def);
+    check_u64(c, o, 0, 0);
+    check_u64(c, o, o->lo, 0);
+    check_u64(c, o, o->hi, 0);
+    if (o->lo > 1)
+      check_u64(c, o, o->lo - 1, AGENTWS_ERR_OUT_OF_RANGE);
+    check_u64(c, o, o->hi + 1, AGENTWS_ERR_OUT_OF_RANGE);
+    check_u64(c, o, UINT64_MAX, AGENTWS_ERR_OUT_OF_RANGE);
+    assert_int_equal(o->set(NULL, o->def), AGENTWS_ERR_INVALID_ARGUMENT);
+  }
+}
+
 static void test_i64_ranges(void **state) {
   agentws_config *c = *state;
   size_t i;
@@ -301,8 +331,9 @@ static void test_set_mask_bits(void **state) {
   seen |= AGENTWS__OPT_SUBPROTOCOLS;
   agentws_config_free(c);
 
-  /* 15 options, 15 distinct bits, all covered above. */
-  assert_int_equal(seen, (1u << 15) - 1);
+  /* The transport's 15 options, distinct bits, all covered above (the
+   * agent-protocol options' bits are checked where they are listed). */
+  assert_int_equal(seen & ((1u << 15) - 1), (1u << 15) - 1);
 }
 
 static void test_ws_path(void **state) {
@@ -568,6 +599,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_new_and_free_args),
       cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_u64_zero_ranges, setup, teardown),
       cmocka_unit_test_setup_teardown(test_u64_ranges, setup, teardown),
       cmocka_unit_test_setup_teardown(test_i64_ranges, setup, teardown),
       cmocka_unit_test_setup_teardown(test_int_ranges, setup, teardown),
