@@ -300,7 +300,7 @@ AGENTWS_EXTERN int agentws_callbacks_new(agentws_callbacks **out);
 AGENTWS_EXTERN void agentws_callbacks_free(agentws_callbacks *cbs);
 
 /* Hook setters; NULL unsets. Every hook gets the manager's user_data.
- * A NULL |cbs| is ignored. Since: 0.1 */
+ * A NULL |cbs| is ignored. Not thread-safe (the object). Since: 0.1 */
 AGENTWS_EXTERN void agentws_callbacks_set_on_open(agentws_callbacks *cbs,
                                                   agentws_on_open_cb cb);
 AGENTWS_EXTERN void
@@ -588,7 +588,8 @@ AGENTWS_EXTERN void agentws_callbacks_set_on_gap(agentws_callbacks *cbs,
                                                  agentws_on_gap_cb cb);
 
 /* Request accessors (valid as agentws_request). Strings are
- * NUL-terminated and live as long as |req|. Since: 0.1 */
+ * NUL-terminated, owned by the library, and live as long as |req|; a NULL
+ * |req| gives NULL. Loop thread only. Since: 0.1 */
 /* The request-target, e.g. "/ws?user=a". */
 AGENTWS_EXTERN const char *
 agentws_request_get_target(const agentws_request *req);
