@@ -30,6 +30,7 @@
 #include <uv.h>
 
 #include "agentws.h"
+#include "demo_auth.h"
 
 #define MAX_BURST 100000  /* largest "/burst N" */
 #define MAX_PAD 65536     /* largest "/burst N PAD" */
@@ -60,6 +61,7 @@ typedef struct demo {
   agentws_manager *mgr;    /* the library */
   uv_signal_t sigint;      /* graceful stop */
   uv_signal_t sigterm;
+  demo_auth auth;          /* --jwt-*: keys, reload on SIGHUP */
   uv_async_t workers_done; /* a worker thread ended (agent mode) */
   int async_ready;         /* workers_done is initialized */
   int echo;                /* --mode echo */
@@ -519,6 +521,7 @@ static void on_closed(agentws_manager *m, void *ud) {
   (void)m;
   uv_close((uv_handle_t *)&d->sigint, NULL);
   uv_close((uv_handle_t *)&d->sigterm, NULL);
+  demo_auth_close(&d->auth);
   if (d->async_ready)
     uv_close((uv_handle_t *)&d->workers_done, NULL);
 }
@@ -573,6 +576,7 @@ static void usage(FILE *f) {
           "[--pong-timeout-ms N]\n"
           "  [--idle-timeout-ms N] [--close-timeout-ms N] [--max-conns N]\n"
           "  [--origin ORIGIN]... [--subprotocol NAME]... [--ws-path P]\n");
+  demo_auth_usage(f);
 }
 
 static int parse_i64(const char *s, int64_t *out) {
@@ -592,10 +596,13 @@ enum {
   OPT_MAX_CONNS, OPT_ORIGIN, OPT_SUBPROTO, OPT_WS_PATH, OPT_HELP,
   OPT_DEV_INSECURE, OPT_PER_USER, OPT_BACKLOG_EVENTS, OPT_BACKLOG_BYTES,
   OPT_BACKLOG_AGE, OPT_CLIENT_RATE, OPT_MAX_CLIENT_MSG, OPT_MAX_EVENT,
-  OPT_THINKING_DELAY, OPT_WORKERS, OPT_JOB_QUEUE, OPT_SNDBUF
+  OPT_THINKING_DELAY, OPT_WORKERS, OPT_JOB_QUEUE, OPT_SNDBUF,
+  OPT_AUTH_FIRST /* DEMO_AUTH_NOPTS values from here */
 };
 
-static const struct option options[] = {
+#define NBASE_OPTIONS 28
+
+static struct option options[NBASE_OPTIONS + DEMO_AUTH_NOPTS + 1] = {
     {"host", required_argument, NULL, OPT_HOST},
     {"port", required_argument, NULL, OPT_PORT},
     {"mode", required_argument, NULL, OPT_MODE},
@@ -623,8 +630,7 @@ static const struct option options[] = {
     {"socket-send-buffer", required_argument, NULL, OPT_SNDBUF},
     {"thinking-delay-ms", required_argument, NULL, OPT_THINKING_DELAY},
     {"workers", required_argument, NULL, OPT_WORKERS},
-    {"job-queue", required_argument, NULL, OPT_JOB_QUEUE},
-    {NULL, 0, NULL, 0}};
+    {"job-queue", required_argument, NULL, OPT_JOB_QUEUE}};
 
 /* |v| for an int setter: values outside int become -1, which every int
  * setter used here rejects as out of range. */
@@ -636,6 +642,8 @@ static int as_int(int64_t v) {
 static int apply(demo *d, agentws_config *cfg, int opt, const char *arg) {
   int64_t v = 0;
   int rv;
+  if (opt >= OPT_AUTH_FIRST && opt < OPT_AUTH_FIRST + DEMO_AUTH_NOPTS)
+    return demo_auth_apply(&d->auth, cfg, opt - OPT_AUTH_FIRST, arg);
   if (opt != OPT_ORIGIN && opt != OPT_SUBPROTO && opt != OPT_WS_PATH &&
       parse_i64(arg, &v) != 0) {
     fprintf(stderr, "agentws-demo: not a number: %s\n", arg);
@@ -737,6 +745,7 @@ int main(int argc, char **argv) {
     return 1;
   if (agentws_config_new(&cfg) != 0 || agentws_callbacks_new(&cbs) != 0)
     goto out;
+  demo_auth_options(&options[NBASE_OPTIONS], OPT_AUTH_FIRST);
   while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
     switch (opt) {
     case OPT_HOST: host = optarg; break;
@@ -787,13 +796,18 @@ int main(int argc, char **argv) {
               "in production\n"
               "agentws-demo: ****************************************"
               "****************\n");
-    else
-      fprintf(stderr, "agentws-demo: no authentication is configured (JWT "
-                      "is not available yet): every connection gets 401; "
-                      "use --dev-insecure for development\n");
+    else if (!d.auth.enabled)
+      fprintf(stderr, "agentws-demo: no authentication is configured: "
+                      "every connection gets 401; give "
+                      "--jwt-hs256-secret-file, --jwks-file or "
+                      "--jwt-pem-file (or --dev-insecure for development)\n");
     agentws_callbacks_set_on_client_message(cbs, on_client_message);
     agentws_callbacks_set_on_join(cbs, on_join);
     agentws_callbacks_set_on_gap(cbs, on_gap);
+  }
+  if (demo_auth_configure(&d.auth, cfg) != 0) {
+    status = 2;
+    goto out;
   }
   signal(SIGPIPE, SIG_IGN);
   uv_loop_init(&d.loop);
@@ -825,6 +839,7 @@ int main(int argc, char **argv) {
   d.sigint.data = d.sigterm.data = &d;
   uv_signal_start(&d.sigint, on_signal, SIGINT);
   uv_signal_start(&d.sigterm, on_signal, SIGTERM);
+  demo_auth_start(&d.auth, &d.loop, d.mgr);
   printf("listening on %s:%d\n", host, bound);
   fflush(stdout);
   uv_run(&d.loop, UV_RUN_DEFAULT);

@@ -668,6 +668,195 @@ AGENTWS_EXTERN int agentws_room_remove(agentws_manager *m, uint64_t conn_id,
 AGENTWS_EXTERN int agentws_conn_in_room(agentws_manager *m, uint64_t conn_id,
                                         const char *room);
 
+/* ------------------------------------------------- auth: tokens and JWT */
+
+/*
+ * Token-based auth. With a key set given (agentws_config_set_jwt_keys),
+ * every agent-protocol handshake must carry a JWT that verifies against it
+ * (signature by libcjose, claims checked here) before the upgrade; the
+ * user id comes from a claim (default "sub"). A missing token gets 401, a
+ * bad one 401 with WWW-Authenticate: Bearer error="invalid_token", a
+ * token without the required scope 403; the body never says more. If an
+ * on_authenticate hook is set as well it runs after the token verified
+ * (agentws_request_get_user() gives the token's user) and decides.
+ * Supported algorithms: HS256/384/512, RS256/384/512, PS256/384/512,
+ * ES256/384/512 ("none" never; EdDSA is not supported by libcjose 0.6).
+ */
+
+/* A set of verification keys. Build it, hand it to a config or a running
+ * manager (both take their own reference), then free your handle. Once
+ * handed over a set is frozen: adding to it returns
+ * AGENTWS_ERR_INVALID_STATE. Building is not thread-safe (one thread
+ * builds a set). Since: 0.1 */
+typedef struct agentws_keyset agentws_keyset;
+
+/* Returns 0, AGENTWS_ERR_INVALID_ARGUMENT or AGENTWS_ERR_NOMEM. */
+AGENTWS_EXTERN int agentws_keyset_new(agentws_keyset **out);
+AGENTWS_EXTERN void agentws_keyset_free(agentws_keyset *ks);
+
+/* Adds an HMAC secret (HS256/384/512) of |len| bytes, at least 32 (HS384
+ * needs 48 and HS512 64 to use it). |kid| (NULL: none) names the key: a
+ * token naming a kid is checked only against the key of that kid. At
+ * most 64 keys per set. Returns 0, AGENTWS_ERR_INVALID_ARGUMENT (short
+ * secret, kid over 255 bytes), AGENTWS_ERR_LIMIT or AGENTWS_ERR_NOMEM. */
+AGENTWS_EXTERN int agentws_keyset_add_secret(agentws_keyset *ks,
+                                             const char *kid,
+                                             const uint8_t *secret,
+                                             size_t len);
+/* Adds a PEM public key ("BEGIN PUBLIC KEY": RSA of 2048 bits or more, or
+ * EC P-256/384/521) or certificate, |len| bytes. Same returns as above. */
+AGENTWS_EXTERN int agentws_keyset_add_pem(agentws_keyset *ks,
+                                          const char *kid, const char *pem,
+                                          size_t len);
+/* Adds every signature key of a JWKS document ({"keys":[...]}) or of a
+ * single JWK, |len| bytes of JSON. Keys that are not for signatures we
+ * verify ("use" other than "sig", an "alg" not listed above, kty OKP) are
+ * skipped; a key's "alg", if present, pins it to that algorithm. All or
+ * nothing: on error the set is unchanged. Returns 0,
+ * AGENTWS_ERR_INVALID_JSON, AGENTWS_ERR_INVALID_ARGUMENT (a key cjose
+ * cannot import, RSA under 2048 bits, a short secret, no usable key at
+ * all), AGENTWS_ERR_LIMIT, AGENTWS_ERR_NOMEM. */
+AGENTWS_EXTERN int agentws_keyset_add_jwks(agentws_keyset *ks,
+                                           const char *json, size_t len);
+/* The same, read from the file at |path|; also AGENTWS_ERR_NOT_FOUND if
+ * it cannot be read and AGENTWS_ERR_TOO_BIG over 1 MiB. */
+AGENTWS_EXTERN int agentws_keyset_add_jwks_file(agentws_keyset *ks,
+                                                const char *path);
+/* Number of keys in |ks| (0 for NULL). */
+AGENTWS_EXTERN int agentws_keyset_count(const agentws_keyset *ks);
+
+/* Keys new managers verify tokens with (the config keeps a reference;
+ * NULL removes them). Returns 0 or AGENTWS_ERR_INVALID_ARGUMENT. */
+AGENTWS_EXTERN int agentws_config_set_jwt_keys(agentws_config *cfg,
+                                               const agentws_keyset *ks);
+
+/* Key rotation: replaces the keys of a running manager (a reference is
+ * taken; NULL: no keys, every token is refused). Handshakes and refreshes
+ * from now on use the new set and the verification cache is emptied; open
+ * connections stay. Thread-safe. Returns 0, AGENTWS_ERR_INVALID_ARGUMENT
+ * or AGENTWS_ERR_INVALID_STATE (the manager verifies no JWTs: it was made
+ * without keys). Since: 0.1 */
+AGENTWS_EXTERN int agentws_manager_set_jwt_keys(agentws_manager *m,
+                                                const agentws_keyset *ks);
+
+/* Allowed algorithms, a comma-separated list of the names above (e.g.
+ * "RS256,ES256"). Default "HS256,RS256,ES256". A token's algorithm must
+ * be in the list and fit its key's type (an HS token is never checked
+ * against an RSA or EC key). Returns 0 or AGENTWS_ERR_INVALID_ARGUMENT
+ * (unknown name, "none", empty list). */
+AGENTWS_EXTERN int agentws_config_set_jwt_algorithms(agentws_config *cfg,
+                                                     const char *list);
+/* Required "iss" (NULL: not checked). */
+AGENTWS_EXTERN int agentws_config_set_jwt_issuer(agentws_config *cfg,
+                                                 const char *issuer);
+/* Required audience: "aud" must be this string or an array holding it
+ * (NULL: not checked). */
+AGENTWS_EXTERN int agentws_config_set_jwt_audience(agentws_config *cfg,
+                                                   const char *audience);
+/* Clock skew allowed on exp, nbf and iat, 0 .. 3600 s. Default 30. */
+AGENTWS_EXTERN int agentws_config_set_jwt_leeway_s(agentws_config *cfg,
+                                                   int64_t seconds);
+/* The claim holding the user id, a string of 1 .. 255 bytes. Default
+ * "sub". */
+AGENTWS_EXTERN int agentws_config_set_jwt_user_claim(agentws_config *cfg,
+                                                     const char *claim);
+/* A scope or role the token must grant (NULL: none): found in "scope"
+ * (space-separated string or array), "scp" or "roles"; else 403. */
+AGENTWS_EXTERN int agentws_config_set_jwt_required_scope(agentws_config *cfg,
+                                                         const char *scope);
+/* 1 (default): a token without "exp" is refused; 0: accepted (and never
+ * expires on an open connection). */
+AGENTWS_EXTERN int agentws_config_set_jwt_require_exp(agentws_config *cfg,
+                                                      int required);
+/* Verified tokens remembered (by SHA-256) until their exp, 0 .. 1000000;
+ * 0 turns the cache off. Default 10000 (least recently used goes). */
+AGENTWS_EXTERN int agentws_config_set_jwt_cache_size(agentws_config *cfg,
+                                                     int64_t entries);
+
+/* Where a handshake's token is looked for, in order: a comma-separated
+ * list of "header" (Authorization: Bearer T), "subprotocol" (an entry
+ * "bearer.T" in Sec-WebSocket-Protocol, beside agentws.v1; never echoed
+ * back), "query" (?access_token=T) and "cookie" (agentws_token=T).
+ * Default "header,subprotocol". Tokens over 8192 bytes are refused (401).
+ * Returns 0 or AGENTWS_ERR_INVALID_ARGUMENT. */
+AGENTWS_EXTERN int agentws_config_set_token_sources(agentws_config *cfg,
+                                                    const char *list);
+/* Names of the query parameter and the cookie (1 .. 64 bytes of an HTTP
+ * token). Defaults "access_token" and "agentws_token". */
+AGENTWS_EXTERN int agentws_config_set_token_query_param(agentws_config *cfg,
+                                                        const char *name);
+AGENTWS_EXTERN int agentws_config_set_token_cookie(agentws_config *cfg,
+                                                   const char *name);
+/* A connection whose token has an exp gets {"type":"token_expiring",
+ * "in_s":N} this long before it, 0 .. 86400 s (0: no warning); it may
+ * answer {"type":"refresh","token":T}. A valid token of the same user
+ * moves the deadline ({"type":"refreshed","exp":E}); otherwise it gets
+ * an "error" {code:"refresh_failed"} and at exp (plus leeway) is closed
+ * with 4001 "token expired". Default 60. */
+AGENTWS_EXTERN int agentws_config_set_token_expiring_s(agentws_config *cfg,
+                                                       int64_t seconds);
+
+/* The user id of the request's verified token, or NULL (no JWT keys, or
+ * inside a hook that runs without a token). Loop thread only. */
+AGENTWS_EXTERN const char *
+agentws_request_get_user(const agentws_request *req);
+/* The verified token's claims as a JSON object text, or NULL. */
+AGENTWS_EXTERN const char *
+agentws_request_get_claims(const agentws_request *req);
+
+/* Unix time (s) at which connection |conn_id|'s token expires in |*exp|
+ * (0: no expiry). Returns 0, AGENTWS_ERR_INVALID_ARGUMENT or
+ * AGENTWS_ERR_NOT_FOUND. Loop thread only. Since: 0.1 */
+AGENTWS_EXTERN int agentws_conn_get_token_exp(agentws_manager *m,
+                                              uint64_t conn_id,
+                                              int64_t *exp);
+
+/* ------------------------------------------------------------ statistics */
+
+/*
+ * Counters, read through a snapshot: agentws_manager_get_stats() copies
+ * them all at once (thread-safe, any thread, no lock on the loop's hot
+ * path), then agentws_stats_get() reads one. Counters only grow. New
+ * counters get new numbers; numbers are never reused. Since: 0.1
+ */
+typedef struct agentws_stats agentws_stats;
+
+#define AGENTWS_STAT_AUTH_ACCEPTED 0        /* handshakes given a user */
+#define AGENTWS_STAT_AUTH_MISSING_TOKEN 1   /* 401: no token found */
+#define AGENTWS_STAT_AUTH_MALFORMED 2       /* 401: not a JWS/JSON, oversized */
+#define AGENTWS_STAT_AUTH_BAD_ALGORITHM 3   /* 401: alg not allowed for key */
+#define AGENTWS_STAT_AUTH_UNKNOWN_KEY 4     /* 401: kid not in the key set */
+#define AGENTWS_STAT_AUTH_BAD_SIGNATURE 5   /* 401 */
+#define AGENTWS_STAT_AUTH_EXPIRED 6         /* 401: exp passed */
+#define AGENTWS_STAT_AUTH_NOT_YET_VALID 7   /* 401: nbf / iat ahead */
+#define AGENTWS_STAT_AUTH_BAD_ISSUER 8      /* 401 */
+#define AGENTWS_STAT_AUTH_BAD_AUDIENCE 9    /* 401 */
+#define AGENTWS_STAT_AUTH_BAD_CLAIMS 10     /* 401: no user, wrong types */
+#define AGENTWS_STAT_AUTH_FORBIDDEN 11      /* 403: scope missing */
+#define AGENTWS_STAT_AUTH_HOOK_REFUSED 12   /* on_authenticate refused */
+#define AGENTWS_STAT_AUTH_TIMEOUT 13        /* 503: hook did not answer */
+#define AGENTWS_STAT_AUTH_USER_LIMIT 14     /* 429: max_conns_per_user */
+#define AGENTWS_STAT_AUTH_CACHE_HITS 15     /* verifications saved */
+#define AGENTWS_STAT_AUTH_CACHE_MISSES 16   /* full verifications */
+#define AGENTWS_STAT_TOKEN_EXPIRING_SENT 17 /* token_expiring messages */
+#define AGENTWS_STAT_TOKEN_REFRESHED 18     /* refresh accepted */
+#define AGENTWS_STAT_TOKEN_REFRESH_FAILED 19 /* refresh refused */
+#define AGENTWS_STAT_TOKEN_EXPIRED_CLOSES 20 /* closed with 4001 */
+
+/* Returns 0, AGENTWS_ERR_INVALID_ARGUMENT or AGENTWS_ERR_NOMEM. */
+AGENTWS_EXTERN int agentws_stats_new(agentws_stats **out);
+AGENTWS_EXTERN void agentws_stats_free(agentws_stats *st);
+/* Fills |st| from |m|. Thread-safe. Returns 0 or
+ * AGENTWS_ERR_INVALID_ARGUMENT. */
+AGENTWS_EXTERN int agentws_manager_get_stats(agentws_manager *m,
+                                             agentws_stats *st);
+/* The value of counter |stat| (an AGENTWS_STAT_*), 0 if unknown. */
+AGENTWS_EXTERN uint64_t agentws_stats_get(const agentws_stats *st,
+                                          int stat);
+/* The counter's snake_case name ("auth_accepted"), or NULL if |stat| is
+ * not one this library knows: loop 0 .. until NULL to list them. */
+AGENTWS_EXTERN const char *agentws_stat_name(int stat);
+
 /* ------------------------------------------------------------- emitting */
 
 /* Targets of an emit, passed as int. */

@@ -15,6 +15,8 @@
 struct agentws_request {
   char *target;   /* NUL-terminated copies */
   char *remote;
+  char *user;     /* the verified token's user and claims (owned), or NULL */
+  char *claims;
   size_t nheaders;
   char **names;   /* nheaders names, then nheaders values */
   char **values;
@@ -39,6 +41,22 @@ const char *agentws_request_get_remote_address(const agentws_request *req) {
   return req != NULL ? req->remote : NULL;
 }
 
+const char *agentws_request_get_user(const agentws_request *req) {
+  return req != NULL ? req->user : NULL;
+}
+
+const char *agentws_request_get_claims(const agentws_request *req) {
+  return req != NULL ? req->claims : NULL;
+}
+
+static void request_free(agentws_manager *m, agentws_request *r) {
+  if (r == NULL)
+    return;
+  agentws__mem_free(m->mem, r->user);
+  agentws__mem_free(m->mem, r->claims);
+  agentws__mem_free(m->mem, r);
+}
+
 /* One allocation holding the struct, pointer arrays and strings. */
 static agentws_request *request_new(const agentws__mem *mem,
                                     const agentws__http_request *hr,
@@ -53,6 +71,7 @@ static agentws_request *request_new(const agentws__mem *mem,
   r = agentws__mem_malloc(mem, size);
   if (r == NULL)
     return NULL;
+  r->user = r->claims = NULL;
   r->nheaders = hr->num_headers;
   r->names = (char **)(void *)(r + 1);
   r->values = r->names + hr->num_headers;
@@ -152,12 +171,6 @@ static void parse_resume(agentws__session *s, const agentws__http_request *r) {
   memcpy(s->resume_epoch, epoch, sizeof(s->resume_epoch));
 }
 
-static int64_t wall_ms(void) {
-  uv_timeval64_t tv;
-  if (uv_gettimeofday(&tv) != 0)
-    return 0;
-  return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
 
 static void peer_name(agentws__conn *c, char *out, size_t cap) {
   struct sockaddr_storage ss;
@@ -187,9 +200,10 @@ agentws__session *agentws__session_new(agentws_manager *m, agentws__conn *c) {
   s->conn = c;
   agentws__list_init(&s->unode);
   agentws__list_init(&s->rooms);
+  agentws__heap_node_init(&s->expiry);
   agentws__rate_init(&s->rate, now, 2.0 * m->cfg->client_rate);
   agentws__rate_init(&s->errs, now, 10.0);
-  s->connected_at = wall_ms();
+  s->connected_at = agentws__wall_ms();
   peer_name(c, s->remote, sizeof(s->remote));
   c->app = s;
   return s;
@@ -197,7 +211,8 @@ agentws__session *agentws__session_new(agentws_manager *m, agentws__conn *c) {
 
 void agentws__session_free(agentws_manager *m, agentws__session *s) {
   agentws__emitter_detach(&m->emitter, s);
-  agentws__mem_free(m->mem, s->req);
+  agentws__auth_unschedule(m, s);
+  request_free(m, s->req);
   agentws__mem_free(m->mem, s->decided_user);
   s->conn->app = NULL;
   agentws__mem_free(m->mem, s);
@@ -217,17 +232,98 @@ static int user_valid(const char *u, size_t n) {
 static int decide_user(agentws_manager *m, agentws__session *s,
                        const char *user, const char **reason) {
   int rv = agentws__emitter_attach(&m->emitter, s, user);
-  if (rv == 429)
+  if (rv == 0) {
+    agentws__stat_inc(&m->stats, AGENTWS_STAT_AUTH_ACCEPTED);
+    agentws__auth_schedule(m, s);
+  } else if (rv == 429) {
+    agentws__stat_inc(&m->stats, AGENTWS_STAT_AUTH_USER_LIMIT);
     *reason = "too many connections for this user";
-  else if (rv != 0)
+  } else {
     *reason = "out of memory";
+  }
   return rv;
+}
+
+#define BEARER "WWW-Authenticate: Bearer realm=\"agentws\""
+
+/* Refuses with the same short body whatever was wrong with the token;
+ * the reason is only counted. */
+static int refuse_token(agentws_manager *m, agentws__conn *c, int stat,
+                        int status) {
+  agentws__stat_inc(&m->stats, stat);
+  if (status == 403)
+    agentws__upgrade_refuse_with(
+        c, 403, BEARER ", error=\"insufficient_scope\"\r\n", "forbidden");
+  else if (stat == AGENTWS_STAT_AUTH_MISSING_TOKEN)
+    agentws__upgrade_refuse_with(c, 401, BEARER "\r\n", "unauthorized");
+  else
+    agentws__upgrade_refuse_with(
+        c, 401, BEARER ", error=\"invalid_token\"\r\n", "unauthorized");
+  return status;
+}
+
+/* Runs on_authenticate; |res| (may be NULL) is the verified token. */
+static int run_hook(agentws_manager *m, agentws__conn *c,
+                    agentws__session *s, const agentws__http_request *req,
+                    agentws__jwt_result *res, const char **reason) {
+  int rv;
+  s->req = request_new(m->mem, req, s->remote);
+  if (s->req == NULL) {
+    *reason = "out of memory";
+    return 500;
+  }
+  if (res != NULL) { /* ownership moves to the request */
+    s->req->user = res->user;
+    s->req->claims = res->claims;
+    res->user = res->claims = NULL;
+  }
+  s->in_hook = 1;
+  rv = m->cbs.on_authenticate(m, c->id, s->req, m->user_data);
+  s->in_hook = 0;
+  if (c->state != AGENTWS__CONN_HTTP)
+    return 500; /* closed inside the hook */
+  if (rv != 0) {
+    agentws__stat_inc(&m->stats, AGENTWS_STAT_AUTH_HOOK_REFUSED);
+    *reason = "authentication hook failed";
+    return 500;
+  }
+  if (!s->decided)
+    return AGENTWS__PENDING;
+  request_free(m, s->req);
+  s->req = NULL;
+  if (s->decision != 0) {
+    agentws__stat_inc(&m->stats, AGENTWS_STAT_AUTH_HOOK_REFUSED);
+    *reason = s->decided_user != NULL ? s->decided_user : "refused";
+    return s->decision;
+  }
+  return decide_user(m, s, s->decided_user, reason);
+}
+
+/* The JWT stage: 0 with |res| filled, or the status already answered. */
+static int check_token(agentws_manager *m, agentws__conn *c,
+                       const agentws__http_request *req,
+                       agentws__jwt_result *res, const char **reason) {
+  const char *tok;
+  size_t len;
+  int rv;
+  memset(res, 0, sizeof(*res));
+  if (agentws__token_find(&m->cfg->auth, req, &tok, &len) != 0)
+    return refuse_token(m, c, AGENTWS_STAT_AUTH_MISSING_TOKEN, 401);
+  rv = agentws__auth_verify(m, tok, len, res);
+  if (rv < 0) {
+    *reason = "out of memory";
+    return 500;
+  }
+  if (rv != 0)
+    return refuse_token(m, c, res->stat, rv);
+  return 0;
 }
 
 int agentws__auth_on_request(agentws_manager *m, agentws__conn *c,
                              const agentws__http_request *req,
                              const char **reason) {
   agentws__session *s = agentws__session_new(m, c);
+  agentws__jwt_result res;
   char user[256];
   int n, rv;
   if (s == NULL) {
@@ -236,39 +332,26 @@ int agentws__auth_on_request(agentws_manager *m, agentws__conn *c,
   }
   if (!m->cfg->raw_messages)
     parse_resume(s, req);
-  if (m->cbs.on_authenticate != NULL) {
-    s->req = request_new(m->mem, req, s->remote);
-    if (s->req == NULL) {
-      *reason = "out of memory";
-      return 500;
+  if (m->auth.jwt) {
+    rv = check_token(m, c, req, &res, reason);
+    if (rv == 0) {
+      s->token_exp = res.exp;
+      rv = m->cbs.on_authenticate != NULL
+               ? run_hook(m, c, s, req, &res, reason)
+               : decide_user(m, s, res.user, reason);
     }
-    s->in_hook = 1;
-    rv = m->cbs.on_authenticate(m, c->id, s->req, m->user_data);
-    s->in_hook = 0;
-    if (c->state != AGENTWS__CONN_HTTP)
-      return 500; /* closed inside the hook */
-    if (rv != 0) {
-      *reason = "authentication hook failed";
-      return 500;
-    }
-    if (!s->decided)
-      return AGENTWS__PENDING;
-    agentws__mem_free(m->mem, s->req);
-    s->req = NULL;
-    if (s->decision != 0) {
-      *reason = s->decided_user != NULL ? s->decided_user : "refused";
-      return s->decision;
-    }
-    return decide_user(m, s, s->decided_user, reason);
+    agentws__jwt_result_clear(m->mem, &res);
+    return rv;
   }
+  if (m->cbs.on_authenticate != NULL)
+    return run_hook(m, c, s, req, NULL, reason);
   if (m->cfg->raw_messages)
     return 0; /* raw mode without a hook: anonymous */
-  if (!m->cfg->dev_insecure) {
-    *reason = "missing or invalid token";
-    return 401;
-  }
+  if (!m->cfg->dev_insecure)
+    return refuse_token(m, c, AGENTWS_STAT_AUTH_MISSING_TOKEN, 401);
   n = query_param(req->target, req->target_len, "user", user, sizeof(user));
   if (n <= 0 || !user_valid(user, (size_t)n)) {
+    agentws__stat_inc(&m->stats, AGENTWS_STAT_AUTH_MISSING_TOKEN);
     *reason = "dev mode: ?user=NAME is required";
     return 401;
   }
@@ -304,7 +387,7 @@ int agentws_conn_accept(agentws_manager *m, uint64_t conn_id,
     s->decision = 0;
     return 0;
   }
-  agentws__mem_free(m->mem, s->req);
+  request_free(m, s->req);
   s->req = NULL;
   rv = decide_user(m, s, user_id, &reason);
   if (rv == 0)
@@ -325,14 +408,15 @@ int agentws_conn_refuse(agentws_manager *m, uint64_t conn_id, int status,
   if (s == NULL)
     return AGENTWS_ERR_NOT_FOUND;
   if (s->in_hook) {
-    s->decided = 1;
+    s->decided = 1; /* counted by run_hook */
     s->decision = status;
     if (reason != NULL) /* kept for the response body */
       s->decided_user = agentws__mem_strndup(m->mem, reason, strlen(reason));
     return 0;
   }
-  agentws__mem_free(m->mem, s->req);
+  request_free(m, s->req);
   s->req = NULL;
+  agentws__stat_inc(&m->stats, AGENTWS_STAT_AUTH_HOOK_REFUSED);
   agentws__upgrade_refuse(s->conn, status, reason != NULL ? reason : "");
   return 0;
 }

@@ -41,7 +41,8 @@ int agentws_config_new(agentws_config **out) {
   c->subprotocols[0] = agentws__mem_strndup(mem, DEFAULT_SUBPROTOCOL,
                                             strlen(DEFAULT_SUBPROTOCOL));
   c->num_subprotocols = 1;
-  if (c->ws_path == NULL || c->subprotocols[0] == NULL) {
+  if (c->ws_path == NULL || c->subprotocols[0] == NULL ||
+      agentws__auth_cfg_init(&c->auth, mem) != 0) {
     agentws_config_free(c);
     return AGENTWS_ERR_NOMEM;
   }
@@ -58,6 +59,7 @@ void agentws_config_free(agentws_config *c) {
   for (i = 0; i < c->num_subprotocols; i++)
     agentws__mem_free(c->mem, c->subprotocols[i]);
   agentws__mem_free(c->mem, c->ws_path);
+  agentws__auth_cfg_free(&c->auth, c->mem);
   agentws__mem_free(c->mem, c);
 }
 
@@ -84,6 +86,7 @@ int agentws__config_copy(agentws_config **out, const agentws_config *src) {
   *c = *src;
   c->ws_path = NULL;
   c->num_origins = c->num_subprotocols = 0;
+  memset(&c->auth, 0, sizeof(c->auth));
   c->ws_path = agentws__mem_strndup(c->mem, src->ws_path,
                                     strlen(src->ws_path));
   rv = c->ws_path == NULL ? AGENTWS_ERR_NOMEM : 0;
@@ -93,6 +96,8 @@ int agentws__config_copy(agentws_config **out, const agentws_config *src) {
   if (rv == 0)
     rv = copy_list(c, c->subprotocols, &c->num_subprotocols,
                    src->subprotocols, src->num_subprotocols);
+  if (rv == 0)
+    rv = agentws__auth_cfg_copy(&c->auth, &src->auth, c->mem);
   if (rv != 0) {
     agentws_config_free(c);
     return rv;

@@ -40,6 +40,38 @@ enum {
   AGENTWS__OPT_SNDBUF = 1u << 25
 };
 
+/* Where a handshake token may come from (agentws_config_set_token_sources). */
+enum {
+  AGENTWS__TOKEN_HEADER,
+  AGENTWS__TOKEN_SUBPROTOCOL,
+  AGENTWS__TOKEN_QUERY,
+  AGENTWS__TOKEN_COOKIE,
+  AGENTWS__TOKEN_NSOURCES
+};
+
+/* Token and JWT options (agentws_auth_config.c). */
+typedef struct agentws__auth_cfg {
+  struct agentws_keyset *keys; /* a reference; NULL: no JWT checks */
+  uint32_t algs;               /* allowed AGENTWS__ALG_* bits */
+  char *issuer, *audience;     /* owned, or NULL: not checked */
+  char *scope;                 /* owned, or NULL: not required */
+  char *user_claim;            /* owned; "sub" */
+  int64_t leeway_s;            /* clock skew on exp/nbf/iat */
+  int require_exp;             /* refuse tokens without exp */
+  int64_t cache_size;          /* verified tokens kept; 0 = off */
+  int64_t expiring_s;          /* token_expiring this long before exp */
+  uint8_t sources[AGENTWS__TOKEN_NSOURCES]; /* in order */
+  size_t num_sources;
+  char *query_param, *cookie;  /* owned names */
+} agentws__auth_cfg;
+
+int agentws__auth_cfg_init(agentws__auth_cfg *a, const agentws__mem *mem);
+/* |dst| is overwritten (not freed first). */
+int agentws__auth_cfg_copy(agentws__auth_cfg *dst,
+                           const agentws__auth_cfg *src,
+                           const agentws__mem *mem);
+void agentws__auth_cfg_free(agentws__auth_cfg *a, const agentws__mem *mem);
+
 struct agentws_config {
   const agentws__mem *mem;   /* allocator of this object */
   uint32_t set_mask;         /* AGENTWS__OPT_* given by the host */
@@ -71,6 +103,7 @@ struct agentws_config {
   size_t num_origins;
   char *subprotocols[AGENTWS__MAX_LIST]; /* owned; [0] is "agentws.v1" */
   size_t num_subprotocols;
+  agentws__auth_cfg auth;     /* tokens and JWT */
 };
 
 /* Deep copy of |src| (or of the defaults when |src| is NULL). */

@@ -550,6 +550,7 @@ static void on_sweep(uv_timer_t *h) {
   int64_t now = (int64_t)uv_now(e->m->loop);
   sweep_streams(e, now);
   collect(e, now);
+  agentws__auth_tick(e->m);
 }
 
 int agentws__emitter_init(agentws__emitter *e, agentws_manager *m,

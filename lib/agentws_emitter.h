@@ -16,6 +16,7 @@
 
 #include "agentws.h"
 #include "agentws_codec.h"
+#include "agentws_heap.h"
 #include "agentws_inbound.h"
 #include "agentws_registry.h"
 #include "agentws_stream.h"
@@ -57,6 +58,9 @@ typedef struct agentws__session {
   int decided;                /* the hook answered inside the call */
   int decision;               /* 0 accept, else HTTP status */
   char *decided_user;         /* accepted user id (owned) */
+  int64_t token_exp;          /* Unix s the token expires; 0: never */
+  int exp_warned;             /* token_expiring sent for token_exp */
+  agentws__heap_node expiry;  /* in the manager's token deadline heap */
 } agentws__session;
 
 /* Counters the monitor reads. */

@@ -297,10 +297,17 @@ static const char *status_extra_headers(int status) {
 
 int agentws__http_write_error(char *buf, size_t cap, int status,
                               const char *body) {
+  return agentws__http_write_error_with(buf, cap, status, NULL, body);
+}
+
+int agentws__http_write_error_with(char *buf, size_t cap, int status,
+                                   const char *headers, const char *body) {
   int n;
 
   if (status < 100 || status > 999)
     return -1;
+  if (headers == NULL)
+    headers = status_extra_headers(status);
   if (body == NULL)
     body = "";
   n = snprintf(buf, cap,
@@ -312,7 +319,7 @@ int agentws__http_write_error(char *buf, size_t cap, int status,
                "\r\n"
                "%s\n",
                status, agentws__http_reason_phrase(status), strlen(body) + 1,
-               status_extra_headers(status), body);
+               headers, body);
   return fitted(n, cap);
 }
 

@@ -61,6 +61,10 @@ int agentws__handshake_write_101(char *buf, size_t cap, const char *key,
  */
 int agentws__http_write_error(char *buf, size_t cap, int status,
                               const char *body);
+/* The same with |headers| ("Name: value\r\n" lines, trusted) instead of
+ * the status's usual extra headers (NULL: those). */
+int agentws__http_write_error_with(char *buf, size_t cap, int status,
+                                   const char *headers, const char *body);
 
 /*
  * Writes a 200 response with the given Content-Type and body (Connection:

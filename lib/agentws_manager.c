@@ -1,6 +1,7 @@
 /* Public lifecycle: create, listen, adopt, close, free, own-thread mode. */
 #include "agentws_manager.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "agentws_utf8.h"
@@ -10,6 +11,12 @@
 static int hook_request(agentws__conn *c, const agentws__http_request *req,
                         const char **reason, void *ud) {
   return agentws__auth_on_request(ud, c, req, reason);
+}
+
+static void hook_auth_timeout(agentws__conn *c, void *ud) {
+  agentws_manager *m = ud;
+  (void)c;
+  agentws__stat_inc(&m->stats, AGENTWS_STAT_AUTH_TIMEOUT);
 }
 
 static void hook_open(agentws__conn *c, void *ud) {
@@ -156,15 +163,27 @@ static int init(agentws_manager **out, uv_loop_t *loop, uv_loop_t *own,
     agentws__mem_free(mem, m);
     return rv;
   }
+  rv = agentws__auth_init(&m->auth, m->cfg, mem);
+  if (rv != 0) {
+    uv_mutex_destroy(&m->lock);
+    agentws_config_free(m->cfg);
+    agentws__mem_free(mem, m);
+    return rv;
+  }
+  if (m->cfg->dev_insecure && !m->auth.jwt && m->cbs.on_authenticate == NULL)
+    fprintf(stderr, "agentws: WARNING: insecure development mode: the user "
+                    "id is taken from ?user= without any authentication\n");
   hooks.on_request = hook_request;
   hooks.on_writable = hook_writable;
   hooks.on_open = hook_open;
   hooks.on_message = hook_message;
   hooks.on_close = hook_close;
   hooks.on_closed = hook_closed;
+  hooks.on_auth_timeout = hook_auth_timeout;
   hooks.user_data = m;
   rv = uv_async_init(loop, &m->async, on_async);
   if (rv != 0) {
+    agentws__auth_free(&m->auth, mem);
     uv_mutex_destroy(&m->lock);
     agentws_config_free(m->cfg);
     agentws__mem_free(mem, m);
@@ -339,6 +358,7 @@ static void release(agentws_manager *m) {
   uv_loop_t *own = m->own_loop;
   agentws__transport_free(&m->transport);
   agentws__emitter_free(&m->emitter);
+  agentws__auth_free(&m->auth, mem);
   uv_mutex_destroy(&m->lock);
   agentws_config_free(m->cfg);
   agentws__mem_free(mem, m);

@@ -5,9 +5,11 @@
 #include <uv.h>
 
 #include "agentws.h"
+#include "agentws_auth.h"
 #include "agentws_callbacks.h"
 #include "agentws_config.h"
 #include "agentws_emitter.h"
+#include "agentws_stats.h"
 #include "agentws_transport.h"
 
 /* One posted call waiting for the loop thread. */
@@ -39,6 +41,8 @@ struct agentws_manager {
   agentws__post *post_head, *post_tail; /* FIFO of posted calls */
   int post_closed;           /* no more posts accepted */
   int stop_requested;        /* agentws_manager_stop() asked (under lock) */
+  agentws__auth auth;        /* JWT keys, cache, token deadlines */
+  agentws__stats stats;      /* counters for agentws_manager_get_stats */
   agentws__emitter emitter;  /* registry, streams, delivery */
   agentws__transport transport; /* sockets and framing (large: read buf) */
 };
@@ -49,5 +53,21 @@ int agentws__auth_on_request(agentws_manager *m, agentws__conn *c,
                              const char **reason);
 agentws__session *agentws__session_new(agentws_manager *m, agentws__conn *c);
 void agentws__session_free(agentws_manager *m, agentws__session *s);
+
+/* agentws_lifetime.c */
+int64_t agentws__wall_ms(void);
+/* Verifies a token with the current keys through the cache (loop thread);
+ * counts cache hits and misses. As agentws__jwt_verify(). */
+int agentws__auth_verify(agentws_manager *m, const char *tok, size_t len,
+                         agentws__jwt_result *res);
+/* (Re)places |s| in the deadline heap from its token_exp. */
+void agentws__auth_schedule(agentws_manager *m, agentws__session *s);
+void agentws__auth_unschedule(agentws_manager *m, agentws__session *s);
+/* Sends token_expiring and closes expired connections (the 1 s sweep). */
+void agentws__auth_tick(agentws_manager *m);
+/* A refresh message: 0 (answered "refreshed"), -1 not enabled, -2 refused;
+ * |*why| then says why. */
+int agentws__auth_refresh(agentws_manager *m, agentws__session *s,
+                          const char *tok, size_t len, const char **why);
 
 #endif /* AGENTWS_MANAGER_H */

@@ -333,9 +333,13 @@ void agentws__emitter_message(agentws__emitter *e, agentws__session *s,
     if (agentws__emitter_room_remove(e, s, in.room, 1) != 0)
       send_error(e, s, "not_member", "this connection is not in that room");
     break;
-  case AGENTWS__IN_REFRESH:
-    send_error(e, s, "bad_message", "token refresh is not enabled");
+  case AGENTWS__IN_REFRESH: {
+    const char *why = "";
+    int r = agentws__auth_refresh(m, s, in.token, strlen(in.token), &why);
+    if (r != 0)
+      send_error(e, s, r == -1 ? "bad_message" : "refresh_failed", why);
     break;
+  }
   default:
     if (m->cbs.on_client_message != NULL)
       m->cbs.on_client_message(m, s->conn->id, s->user->id, in.type,

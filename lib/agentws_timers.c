@@ -23,6 +23,8 @@ static void expire(agentws__conn *c, int tl) {
     agentws__conn_kill(c, AGENTWS_CLOSE_ABNORMAL, "ping timeout");
     break;
   case AGENTWS__TL_AUTH:
+    if (c->t->hooks.on_auth_timeout != NULL)
+      c->t->hooks.on_auth_timeout(c, c->t->hooks.user_data);
     agentws__upgrade_refuse(c, 503, "authentication did not answer in time");
     break;
   default: /* CLOSING: the peer did not finish in time */

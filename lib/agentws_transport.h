@@ -44,6 +44,8 @@ typedef struct agentws__transport_hooks {
   /* All queued output was written: the emitter may send more. */
   void (*on_writable)(agentws__conn *c, void *ud);
   void (*on_closed)(agentws__transport *t, void *ud); /* all handles gone */
+  /* A PENDING answer did not come within auth_timeout (then: 503). */
+  void (*on_auth_timeout)(agentws__conn *c, void *ud);
   void *user_data; /* the manager */
 } agentws__transport_hooks;
 
@@ -171,6 +173,9 @@ void agentws__upgrade_feed(agentws__conn *c, const uint8_t *data,
                            size_t len, int in_head);
 /* Answers |status| with |body| and lingers; for timeouts and limits. */
 void agentws__upgrade_refuse(agentws__conn *c, int status, const char *body);
+/* The same with these extra header lines (NULL: the status's usual). */
+void agentws__upgrade_refuse_with(agentws__conn *c, int status,
+                                  const char *headers, const char *body);
 /* Completes a pending handshake: 101, on_open, pipelined bytes. */
 void agentws__upgrade_accept(agentws__conn *c);
 /* Frees c->pend (conn going away). */

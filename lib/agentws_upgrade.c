@@ -12,8 +12,14 @@
 #define RESPONSE_MAX 1024
 
 void agentws__upgrade_refuse(agentws__conn *c, int status, const char *body) {
+  agentws__upgrade_refuse_with(c, status, NULL, body);
+}
+
+void agentws__upgrade_refuse_with(agentws__conn *c, int status,
+                                  const char *headers, const char *body) {
   char resp[RESPONSE_MAX];
-  int n = agentws__http_write_error(resp, sizeof(resp), status, body);
+  int n = agentws__http_write_error_with(resp, sizeof(resp), status, headers,
+                                         body);
   agentws__buf_free(&c->head, c->t->mem);
   agentws__upgrade_release(c);
   c->state = AGENTWS__CONN_LINGER;
