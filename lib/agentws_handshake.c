@@ -283,7 +283,7 @@ int agentws__handshake_write_101(char *buf, size_t cap, const char *key,
 static const char *status_extra_headers(int status) {
   switch (status) {
   case 401:
-    return "WWW-Authenticate: Bearer\r\n";
+    return "WWW-Authenticate: Bearer realm=\"agentws\"\r\n";
   case 405:
     return "Allow: GET\r\n";
   case 426:

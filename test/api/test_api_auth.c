@@ -331,13 +331,13 @@ static void test_no_hook_is_401(void **state) {
   assert_int_equal(handshake(&s, &c, "/ws?user=alice", NULL, body,
                              sizeof(body)),
                    401);
-  assert_non_null(strstr(c.head, "\r\nWWW-Authenticate: Bearer\r\n"));
+  assert_non_null(strstr(c.head, "\r\nWWW-Authenticate: Bearer realm=\"agentws\"\r\n"));
   assert_true(strlen(body) > 1);
   tc_close(&c);
   assert_int_equal(handshake(&s, &c, "/ws", "Authorization: Bearer x\r\n",
                              body, sizeof(body)),
                    401);
-  assert_non_null(strstr(c.head, "\r\nWWW-Authenticate: Bearer\r\n"));
+  assert_non_null(strstr(c.head, "\r\nWWW-Authenticate: Bearer realm=\"agentws\"\r\n"));
   tc_close(&c);
   th_finish(&s);
   assert_int_equal(s.n_open, 0);
@@ -393,7 +393,7 @@ static void test_dev_mode_bad_user(void **state) {
     int st = handshake(&s, &c, paths[i], NULL, body, sizeof(body));
     if (st != 401)
       fail_msg("%s: got %d, want 401\n%s", paths[i], st, c.head);
-    assert_non_null(strstr(c.head, "\r\nWWW-Authenticate: Bearer\r\n"));
+    assert_non_null(strstr(c.head, "\r\nWWW-Authenticate: Bearer realm=\"agentws\"\r\n"));
     tc_close(&c);
   }
   th_finish(&s);
@@ -486,7 +486,7 @@ static void test_hook_sync_refuse(void **state) {
   a.refuse_status = 401;
   a.refuse_reason = NULL;
   assert_int_equal(handshake(&s, &c, "/ws", NULL, body, sizeof(body)), 401);
-  assert_non_null(strstr(c.head, "\r\nWWW-Authenticate: Bearer\r\n"));
+  assert_non_null(strstr(c.head, "\r\nWWW-Authenticate: Bearer realm=\"agentws\"\r\n"));
   tc_close(&c);
   assert_int_equal(a.answer_rv, 0);
 

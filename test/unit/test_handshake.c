@@ -338,7 +338,7 @@ static void test_write_error(void **state) {
     const char *extra;
   } cases[] = {
       {400, ""},
-      {401, "WWW-Authenticate: Bearer\r\n"},
+      {401, "WWW-Authenticate: Bearer realm=\"agentws\"\r\n"},
       {403, ""},
       {404, ""},
       {405, "Allow: GET\r\n"},
