@@ -3,9 +3,12 @@
 demo's simulated agent and prints the run's events as they stream in.
 
   /usr/bin/python3 examples/agent-client.py [--port 8080] [--user alice] TEXT
+  /usr/bin/python3 examples/agent-client.py --token JWT TEXT
 
-Needs python3-websockets (Debian). The demo must run with --dev-insecure
-(the user id comes from ?user=; real deployments use a token)."""
+Needs python3-websockets (Debian). With --user the demo must run with
+--dev-insecure (the user id comes from ?user=); with --token (a JWT the demo's
+--jwt-* keys verify) the token goes in a "bearer.<token>" subprotocol entry,
+as a browser would send it."""
 import argparse
 import asyncio
 import json
@@ -14,8 +17,13 @@ import websockets
 
 
 async def main(a):
-    url = f"ws://{a.host}:{a.port}/ws?user={a.user}"
-    async with websockets.connect(url, subprotocols=["agentws.v1"]) as ws:
+    protos = ["agentws.v1"]
+    if a.token:
+        url = f"ws://{a.host}:{a.port}/ws"
+        protos.append("bearer." + a.token)
+    else:
+        url = f"ws://{a.host}:{a.port}/ws?user={a.user}"
+    async with websockets.connect(url, subprotocols=protos) as ws:
         welcome = json.loads(await ws.recv())
         print(f"welcome: user={welcome['user']} epoch={welcome['epoch']} "
               f"seq={welcome['seq']}")
@@ -36,5 +44,6 @@ if __name__ == "__main__":
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8080)
     p.add_argument("--user", default="alice")
+    p.add_argument("--token", help="a JWT instead of the dev-mode ?user=")
     p.add_argument("text", nargs="?", default="What is libuv?")
     asyncio.run(main(p.parse_args()))
