@@ -92,6 +92,9 @@ enum agentws_error {
   AGENTWS_ERR_LIMIT = -1012,
   /* A JSON argument is not valid JSON, or not the JSON type required. */
   AGENTWS_ERR_INVALID_JSON = -1013,
+  /* Strict validation refused an event that breaks its run's lifecycle
+   * (agentws_config_set_validation). Nothing was sent. */
+  AGENTWS_ERR_VALIDATION = -1014,
   /* Out of memory. Fatal. */
   AGENTWS_ERR_NOMEM = -1900,
   /* An internal invariant failed or a dependency misbehaved. Fatal. */
@@ -811,13 +814,103 @@ AGENTWS_EXTERN int agentws_conn_get_token_exp(agentws_manager *m,
                                               uint64_t conn_id,
                                               int64_t *exp);
 
+/* ------------------------------------------------------------ validation */
+
+/*
+ * Every lifecycle event is checked before it is queued, in the order
+ * clients will see it: per run_id, the first event is agent_started;
+ * tool_completed needs an open tool_executing with the same tool_call_id;
+ * a tool_call_id is used once; agent_completed / agent_error end the run
+ * and nothing of it may follow; agent_completed with tool calls still open
+ * is a violation; agent_started for a live run is a violation. Runs with
+ * no event for stall_timeout_ms and tool calls without a result for
+ * tool_timeout_ms are reported and, under repair or strict, ended with
+ * agent_error {code:"stalled"} / a failed tool_completed {code:"timeout"}.
+ * What a violation does depends on its rule's policy:
+ *   off     nothing (the run is still tracked);
+ *   warn    the event is delivered, counted and reported to on_violation;
+ *   strict  the emit returns AGENTWS_ERR_VALIDATION and nothing is sent;
+ *   repair  the missing events are synthesized (their "data" holds
+ *           "synthesized":true) or the offending event is dropped (emit
+ *           returns 0), and it is reported.
+ * Malformed events (missing or non-UTF-8 strings, bad JSON, a severity
+ * other than "warning"/"error"/"fatal", over max_event_bytes) are always
+ * refused with their own error codes and counted under
+ * AGENTWS_RULE_SCHEMA. Custom events are not part of any lifecycle.
+ */
+#define AGENTWS_VALIDATION_OFF 0
+#define AGENTWS_VALIDATION_WARN 1
+#define AGENTWS_VALIDATION_STRICT 2
+#define AGENTWS_VALIDATION_REPAIR 3
+
+#define AGENTWS_RULE_SCHEMA 0             /* "schema" */
+#define AGENTWS_RULE_RUN_NOT_STARTED 1    /* "run_not_started" */
+#define AGENTWS_RULE_DUPLICATE_START 2    /* "duplicate_start" */
+#define AGENTWS_RULE_ORPHAN_TOOL_RESULT 3 /* "orphan_tool_result" */
+#define AGENTWS_RULE_DUPLICATE_TOOL_CALL 4 /* "duplicate_tool_call" */
+#define AGENTWS_RULE_AFTER_TERMINAL 5     /* "event_after_terminal" */
+#define AGENTWS_RULE_OPEN_TOOLS_AT_END 6  /* "open_tools_at_end" */
+#define AGENTWS_RULE_RUN_STALLED 7        /* "run_stalled" */
+#define AGENTWS_RULE_TOOL_TIMEOUT 8       /* "tool_timeout" */
+#define AGENTWS_RULE_RUN_LIMIT 9          /* "run_limit": max_live_runs hit */
+
+/* What became of a violation. */
+#define AGENTWS_OUTCOME_WARNED 0   /* delivered as it was */
+#define AGENTWS_OUTCOME_REFUSED 1  /* the emit failed; nothing sent */
+#define AGENTWS_OUTCOME_REPAIRED 2 /* synthesized events made it valid */
+#define AGENTWS_OUTCOME_DROPPED 3  /* repair swallowed the event */
+
+/* The policy of every rule (AGENTWS_VALIDATION_*). Default warn. Since: 0.1 */
+AGENTWS_EXTERN int agentws_config_set_validation(agentws_config *cfg,
+                                                 int policy);
+/* The policy of one rule (AGENTWS_RULE_*; not SCHEMA), overriding the
+ * global one whenever it is set. Returns 0, AGENTWS_ERR_INVALID_ARGUMENT
+ * or AGENTWS_ERR_OUT_OF_RANGE. Since: 0.1 */
+AGENTWS_EXTERN int agentws_config_set_validation_rule(agentws_config *cfg,
+                                                      int rule, int policy);
+/* A live run with no event this long is stalled: 0 (off) or
+ * 10 .. 86400000 ms. Default 300000. Since: 0.1 */
+AGENTWS_EXTERN int agentws_config_set_stall_timeout_ms(agentws_config *cfg,
+                                                       int64_t ms);
+/* A tool call with no result this long timed out: 0 (off) or
+ * 10 .. 86400000 ms. Default 300000. Since: 0.1 */
+AGENTWS_EXTERN int agentws_config_set_tool_timeout_ms(agentws_config *cfg,
+                                                      int64_t ms);
+/* Live runs tracked, 1 .. 10000000 (then the least recently active one is
+ * forgotten: AGENTWS_RULE_RUN_LIMIT); ended runs are remembered (to catch
+ * events after the end) as many and for run_keep_ms, 0 .. 86400000.
+ * Defaults 100000 and 600000. Since: 0.1 */
+AGENTWS_EXTERN int agentws_config_set_max_live_runs(agentws_config *cfg,
+                                                    int64_t n);
+AGENTWS_EXTERN int agentws_config_set_run_keep_ms(agentws_config *cfg,
+                                                  int64_t ms);
+
+/* A violation: |rule| (AGENTWS_RULE_*), |outcome| (AGENTWS_OUTCOME_*),
+ * the run, its target ("user" or room id) and a short English message.
+ * Loop thread, after the fact; at most 1024 wait to be reported (more are
+ * only counted). Since: 0.1 */
+typedef void (*agentws_on_violation_cb)(agentws_manager *m, int rule,
+                                        int outcome, const char *run_id,
+                                        const char *target_id,
+                                        const char *message,
+                                        void *user_data);
+AGENTWS_EXTERN void
+agentws_callbacks_set_on_violation(agentws_callbacks *cbs,
+                                   agentws_on_violation_cb cb);
+
+/* "orphan_tool_result", ... for AGENTWS_RULE_*; NULL if unknown. */
+AGENTWS_EXTERN const char *agentws_rule_name(int rule);
+/* "warned", "refused", "repaired", "dropped"; NULL if unknown. */
+AGENTWS_EXTERN const char *agentws_outcome_name(int outcome);
+
 /* ------------------------------------------------------------ statistics */
 
 /*
  * Counters, read through a snapshot: agentws_manager_get_stats() copies
  * them all at once (thread-safe, any thread, no lock on the loop's hot
- * path), then agentws_stats_get() reads one. Counters only grow. New
- * counters get new numbers; numbers are never reused. Since: 0.1
+ * path), then agentws_stats_get() reads one. Counters only grow; gauges
+ * (marked) go up and down. New counters get new numbers; numbers are
+ * never reused. Since: 0.1
  */
 typedef struct agentws_stats agentws_stats;
 
@@ -842,6 +935,24 @@ typedef struct agentws_stats agentws_stats;
 #define AGENTWS_STAT_TOKEN_REFRESHED 18     /* refresh accepted */
 #define AGENTWS_STAT_TOKEN_REFRESH_FAILED 19 /* refresh refused */
 #define AGENTWS_STAT_TOKEN_EXPIRED_CLOSES 20 /* closed with 4001 */
+/* Validation: violations by rule (AGENTWS_RULE_* + 21) ... */
+#define AGENTWS_STAT_VIOLATION_SCHEMA 21
+#define AGENTWS_STAT_VIOLATION_RUN_NOT_STARTED 22
+#define AGENTWS_STAT_VIOLATION_DUPLICATE_START 23
+#define AGENTWS_STAT_VIOLATION_ORPHAN_TOOL_RESULT 24
+#define AGENTWS_STAT_VIOLATION_DUPLICATE_TOOL_CALL 25
+#define AGENTWS_STAT_VIOLATION_AFTER_TERMINAL 26
+#define AGENTWS_STAT_VIOLATION_OPEN_TOOLS_AT_END 27
+#define AGENTWS_STAT_VIOLATION_RUN_STALLED 28
+#define AGENTWS_STAT_VIOLATION_TOOL_TIMEOUT 29
+#define AGENTWS_STAT_VIOLATION_RUN_LIMIT 30
+/* ... and by outcome (AGENTWS_OUTCOME_* + 31). */
+#define AGENTWS_STAT_VIOLATIONS_WARNED 31
+#define AGENTWS_STAT_VIOLATIONS_REFUSED 32
+#define AGENTWS_STAT_VIOLATIONS_REPAIRED 33
+#define AGENTWS_STAT_VIOLATIONS_DROPPED 34
+#define AGENTWS_STAT_EVENTS_SYNTHESIZED 35  /* events made by repairs */
+#define AGENTWS_STAT_RUNS_LIVE 36           /* gauge: runs tracked now */
 
 /* Returns 0, AGENTWS_ERR_INVALID_ARGUMENT or AGENTWS_ERR_NOMEM. */
 AGENTWS_EXTERN int agentws_stats_new(agentws_stats **out);

@@ -59,3 +59,9 @@ void agentws_callbacks_set_on_gap(agentws_callbacks *cbs,
   if (cbs != NULL)
     cbs->on_gap = cb;
 }
+
+void agentws_callbacks_set_on_violation(agentws_callbacks *cbs,
+    agentws_on_violation_cb cb) {
+  if (cbs != NULL)
+    cbs->on_violation = cb;
+}

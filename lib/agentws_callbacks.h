@@ -12,6 +12,7 @@ struct agentws_callbacks {
   agentws_on_join_cb on_join;       /* may this connection join a room? */
   agentws_on_client_message_cb on_client_message; /* protocol: other types */
   agentws_on_gap_cb on_gap;         /* a resume missed events */
+  agentws_on_violation_cb on_violation; /* the validator found something */
 };
 
 #endif /* AGENTWS_CALLBACKS_H */

@@ -25,6 +25,11 @@ static void set_defaults(agentws_config *c) {
   c->client_rate = 50;
   c->auth_timeout_ms = 5000;
   c->max_event_bytes = 262144;
+  c->validation = AGENTWS_VALIDATION_WARN;
+  c->stall_timeout_ms = 300000;
+  c->tool_timeout_ms = 300000;
+  c->max_live_runs = 100000;
+  c->run_keep_ms = 600000;
 }
 
 int agentws_config_new(agentws_config **out) {
@@ -262,3 +267,34 @@ int agentws_config_add_subprotocol(agentws_config *c, const char *name) {
     c->set_mask |= AGENTWS__OPT_SUBPROTOCOLS;
   return rv;
 }
+
+/* ------------------------------------------------------------ validation */
+
+int agentws_config_set_validation(agentws_config *c, int policy) {
+  if (c == NULL)
+    return AGENTWS_ERR_INVALID_ARGUMENT;
+  if (policy < AGENTWS_VALIDATION_OFF || policy > AGENTWS_VALIDATION_REPAIR)
+    return AGENTWS_ERR_OUT_OF_RANGE;
+  c->validation = policy;
+  return 0;
+}
+
+int agentws_config_set_validation_rule(agentws_config *c, int rule,
+                                       int policy) {
+  if (c == NULL || rule <= AGENTWS_RULE_SCHEMA || rule > AGENTWS_RULE_RUN_LIMIT)
+    return AGENTWS_ERR_INVALID_ARGUMENT;
+  if (policy < AGENTWS_VALIDATION_OFF || policy > AGENTWS_VALIDATION_REPAIR)
+    return AGENTWS_ERR_OUT_OF_RANGE;
+  c->rule_policy[rule] = policy;
+  c->rule_set |= 1u << rule;
+  return 0;
+}
+
+RANGE_SETTER(agentws_config_set_stall_timeout_ms, int64_t, stall_timeout_ms,
+             0, 10, 86400000, 1)
+RANGE_SETTER(agentws_config_set_tool_timeout_ms, int64_t, tool_timeout_ms, 0,
+             10, 86400000, 1)
+RANGE_SETTER(agentws_config_set_max_live_runs, int64_t, max_live_runs, 0, 1,
+             10000000, 0)
+RANGE_SETTER(agentws_config_set_run_keep_ms, int64_t, run_keep_ms, 0, 0,
+             86400000, 1)

@@ -9,6 +9,7 @@
 #include "agentws_mem.h"
 
 #define AGENTWS__MAX_LIST 32 /* origins / subprotocols kept per config */
+#define AGENTWS__MAX_RULES 16 /* room for AGENTWS_RULE_* */
 
 /* Bits of agentws_config.set_mask: which options the host gave. */
 enum {
@@ -104,7 +105,20 @@ struct agentws_config {
   char *subprotocols[AGENTWS__MAX_LIST]; /* owned; [0] is "agentws.v1" */
   size_t num_subprotocols;
   agentws__auth_cfg auth;     /* tokens and JWT */
+  int validation;             /* AGENTWS_VALIDATION_* of every rule */
+  int rule_policy[AGENTWS__MAX_RULES]; /* overrides, where rule_set */
+  uint32_t rule_set;          /* bit per rule with an override */
+  int64_t stall_timeout_ms;   /* 0 = off */
+  int64_t tool_timeout_ms;    /* 0 = off */
+  int64_t max_live_runs;
+  int64_t run_keep_ms;
 };
+
+/* The effective policy of |rule|. */
+static inline int agentws__config_rule_policy(const agentws_config *c,
+                                              int rule) {
+  return (c->rule_set & (1u << rule)) ? c->rule_policy[rule] : c->validation;
+}
 
 /* Deep copy of |src| (or of the defaults when |src| is NULL). */
 int agentws__config_copy(agentws_config **out, const agentws_config *src);

@@ -34,8 +34,11 @@ static int emit(agentws_manager *m, agentws__emit_args *a) {
     return AGENTWS_ERR_INVALID_ARGUMENT;
   a->ts_ms = wall_ms();
   rv = agentws__event_build(e->mem, a, m->cfg->max_event_bytes, &ev);
-  if (rv != 0)
+  if (rv != 0) {
+    if (rv != AGENTWS_ERR_NOMEM)
+      agentws__validate_schema_failure(e);
     return rv;
+  }
   ev->emit_ns = uv_hrtime();
   ev->refcnt = 1;
   ev->next = NULL;
@@ -44,6 +47,18 @@ static int emit(agentws_manager *m, agentws__emit_args *a) {
     uv_mutex_unlock(&e->lock);
     agentws__event_free(e->mem, ev);
     return AGENTWS_ERR_INVALID_STATE;
+  }
+  if (e->v.enabled) {
+    int act = agentws__validate_emit(e, a);
+    if (act != AGENTWS__V_DELIVER) {
+      if (e->v.r_head != NULL || e->q_head != NULL)
+        uv_async_send(e->wake); /* reports, synthesized events */
+      uv_mutex_unlock(&e->lock);
+      agentws__event_free(e->mem, ev);
+      return act == AGENTWS__V_REFUSE ? AGENTWS_ERR_VALIDATION
+             : act == AGENTWS__V_DROP ? 0
+                                      : act;
+    }
   }
   if (e->q_tail != NULL)
     e->q_tail->next = ev;
@@ -493,6 +508,7 @@ void agentws__emitter_drain(agentws__emitter *e) {
     agentws__event_unref(e->mem, ev); /* the backlog holds its own ref */
     ev = next;
   }
+  agentws__validate_report(e);
 }
 
 /* ------------------------------------------------------ sweep and setup */
@@ -582,6 +598,7 @@ int agentws__emitter_init(agentws__emitter *e, agentws_manager *m,
   e->sweep.data = e;
   uv_timer_start(&e->sweep, on_sweep, 1000, 1000);
   uv_unref((uv_handle_t *)&e->sweep);
+  agentws__validate_init(e, loop);
   return 0;
 }
 
@@ -590,6 +607,7 @@ void agentws__emitter_close(agentws__emitter *e, uv_close_cb close_cb) {
   e->closed = 1;
   uv_mutex_unlock(&e->lock);
   agentws__emitter_drain(e);
+  agentws__validate_close(e);
   uv_close((uv_handle_t *)&e->sweep, close_cb);
 }
 
@@ -608,5 +626,6 @@ void agentws__emitter_free(agentws__emitter *e) {
   e->q_head = e->q_tail = NULL;
   agentws__registry_free(&e->reg, free_stream, e);
   agentws__buf_free(&e->scratch, e->mem);
+  agentws__validator_free(&e->v);
   uv_mutex_destroy(&e->lock);
 }

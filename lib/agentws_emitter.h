@@ -21,6 +21,7 @@
 #include "agentws_registry.h"
 #include "agentws_stream.h"
 #include "agentws_transport.h"
+#include "agentws_validator.h"
 
 /* Events a lagging reader still needs after the backlog evicted them:
  * consecutive seqs, bounded by max_queued_bytes (past it: 1013). */
@@ -90,6 +91,10 @@ typedef struct agentws__emitter {
   uv_timer_t sweep;              /* backlog age limit and garbage */
   agentws__emit_stats stats;
   agentws__buf scratch;          /* control messages, merged events */
+  agentws__validator v;          /* run lifecycles (under lock) */
+  uint64_t synthesized;          /* events repairs made (under lock) */
+  uv_timer_t vtimer;             /* stall / tool-timeout sweep */
+  int vtimer_on;
 } agentws__emitter;
 
 int agentws__emitter_init(agentws__emitter *e, agentws_manager *m,
@@ -121,5 +126,18 @@ int agentws__emitter_room_add(agentws__emitter *e, agentws__session *s,
 int agentws__emitter_room_remove(agentws__emitter *e, agentws__session *s,
                                  const char *room, int reply);
 int agentws__emitter_in_room(agentws__session *s, const char *room);
+
+/* agentws_validate.c */
+void agentws__validate_init(agentws__emitter *e, uv_loop_t *loop);
+void agentws__validate_close(agentws__emitter *e);
+/* With e->lock held: AGENTWS__V_* or AGENTWS_ERR_NOMEM. */
+int agentws__validate_emit(agentws__emitter *e, const agentws__emit_args *a);
+void agentws__validate_schema_failure(agentws__emitter *e);
+/* Loop thread: hands queued violation reports to on_violation. */
+void agentws__validate_report(agentws__emitter *e);
+/* Thread-safe copies of the validator's counters. */
+void agentws__validate_stats(agentws__emitter *e, uint64_t *rules,
+                             uint64_t *outcomes, uint64_t *synthesized,
+                             uint64_t *live);
 
 #endif /* AGENTWS_EMITTER_H */

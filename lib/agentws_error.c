@@ -32,6 +32,10 @@ static const err_entry entries[] = {
     {AGENTWS_ERR_INVALID_CLOSE_CODE, "AGENTWS_ERR_INVALID_CLOSE_CODE",
      "close code may not be sent"},
     {AGENTWS_ERR_LIMIT, "AGENTWS_ERR_LIMIT", "configured limit reached"},
+    {AGENTWS_ERR_INVALID_JSON, "AGENTWS_ERR_INVALID_JSON",
+     "not valid JSON, or not the JSON type required"},
+    {AGENTWS_ERR_VALIDATION, "AGENTWS_ERR_VALIDATION",
+     "event refused: it breaks its run's lifecycle"},
     {AGENTWS_ERR_NOMEM, "AGENTWS_ERR_NOMEM", "out of memory"},
     {AGENTWS_ERR_INTERNAL, "AGENTWS_ERR_INTERNAL", "internal error"},
 };

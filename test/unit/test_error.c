@@ -23,6 +23,7 @@ static const int codes[] = {
     AGENTWS_ERR_QUEUE_FULL,         AGENTWS_ERR_TOO_BIG,
     AGENTWS_ERR_INVALID_UTF8,       AGENTWS_ERR_CALLBACK_FAILURE,
     AGENTWS_ERR_INVALID_CLOSE_CODE, AGENTWS_ERR_LIMIT,
+    AGENTWS_ERR_INVALID_JSON,       AGENTWS_ERR_VALIDATION,
     AGENTWS_ERR_NOMEM,              AGENTWS_ERR_INTERNAL,
 };
 
@@ -43,13 +44,15 @@ static const struct {
     {-1010, "AGENTWS_ERR_CALLBACK_FAILURE"},
     {-1011, "AGENTWS_ERR_INVALID_CLOSE_CODE"},
     {-1012, "AGENTWS_ERR_LIMIT"},
+    {-1013, "AGENTWS_ERR_INVALID_JSON"},
+    {-1014, "AGENTWS_ERR_VALIDATION"},
     {-1900, "AGENTWS_ERR_NOMEM"},
     {-1901, "AGENTWS_ERR_INTERNAL"},
 };
 
 /* Codes nobody defines: inside our block, between blocks, and far out. */
 static const int unknown[] = {
-    -1000, -1013, -1500, -1899, -1902, -1999, -99999, 12345, 1, INT_MIN,
+    -1000, -1015, -1500, -1899, -1902, -1999, -99999, 12345, 1, INT_MIN,
     INT_MAX, -200000,
 };
 
