@@ -31,6 +31,7 @@
 
 #include "agentws.h"
 #include "demo_auth.h"
+#include "demo_broken.h"
 
 #define MAX_BURST 100000  /* largest "/burst N" */
 #define MAX_PAD 65536     /* largest "/burst N PAD" */
@@ -54,6 +55,7 @@ typedef struct job {
   long burst;        /* JOB_BURST: events to emit */
   long pad;          /* JOB_BURST: bytes of "pad" in each event's data */
   long rate;         /* JOB_BURST: events per second, 0: no limit */
+  int broken;        /* JOB_RUN: a /broken scenario (demo_broken.h), or 0 */
 } job;
 
 typedef struct demo {
@@ -210,6 +212,11 @@ static int64_t ms_since(uint64_t t0) {
   return (int64_t)((uv_hrtime() - t0) / 1000000u);
 }
 
+static int pause_step(void *ctx) {
+  demo *d = ctx;
+  return pause_ms(d, d->thinking_delay_ms);
+}
+
 /* One simulated agent run (worker thread). */
 static void run_agent(demo *d, const job *j) {
   char run_id[32], call_id[32];
@@ -219,6 +226,11 @@ static void run_agent(demo *d, const job *j) {
   int rv;
   snprintf(run_id, sizeof run_id, "r-%" PRIu64, j->run_no);
   snprintf(call_id, sizeof call_id, "c-%" PRIu64, j->call_no);
+  if (j->broken) {
+    demo_broken_run(d->mgr, j->broken, j->target, j->target_id, run_id,
+                    call_id, pause_step, d);
+    return;
+  }
   reply = make_reply(j, &a_len, &len);
   data = dump(json_pack("{s:s%}", "input", j->text, j->text_len));
   args = dump(json_pack("{s:s%}", "q", j->text, j->text_len));
@@ -387,6 +399,15 @@ static void on_gap(agentws_manager *m, uint64_t conn_id, const char *stream,
           stream[0] != '\0' ? "" : "'s", from, to);
 }
 
+static void on_violation(agentws_manager *m, int rule, int outcome,
+                         const char *run_id, const char *target_id,
+                         const char *message, void *ud) {
+  (void)m, (void)ud;
+  fprintf(stderr, "agentws-demo: violation %s (%s) run %s of %s: %s\n",
+          agentws_rule_name(rule), agentws_outcome_name(outcome), run_id,
+          target_id, message);
+}
+
 /* Parses "/burst N [PAD [RATE]]" into |*n|, |*pad| and |*rate|; returns 1
  * if |text| is a burst command, 0 if it is not, -1 if its numbers are bad. */
 static int parse_burst(const char *text, size_t len, long *n, long *pad,
@@ -452,7 +473,7 @@ static void on_client_message(agentws_manager *m, uint64_t conn_id,
   const char *text, *room = NULL;
   size_t text_len;
   long burst = 0, pad = 0, rate = 0;
-  int is_burst;
+  int is_burst, broken;
   if (strcmp(type, "user_message") != 0) {
     send_error(m, conn_id, "bad_message",
                "unknown message type (this server takes user_message)");
@@ -483,6 +504,14 @@ static void on_client_message(agentws_manager *m, uint64_t conn_id,
                "0..65536, RATE (events/s, 0: no limit) in 0..10000000");
     goto out;
   }
+  broken = demo_broken_parse(text, text_len);
+  if (broken < 0) {
+    char msg[256];
+    snprintf(msg, sizeof msg, "use /broken SCENARIO with one of: %s",
+             demo_broken_names());
+    send_error(m, conn_id, "bad_field", msg);
+    goto out;
+  }
   j = calloc(1, sizeof *j);
   if (j == NULL)
     goto nomem;
@@ -504,6 +533,7 @@ static void on_client_message(agentws_manager *m, uint64_t conn_id,
     j->text_len = text_len;
     j->run_no = ++d->next_run;
     j->call_no = ++d->next_call;
+    j->broken = broken;
   }
   (void)enqueue(d, m, conn_id, j);
   goto out;
@@ -570,6 +600,8 @@ static void usage(FILE *f) {
           "  [--max-client-message N] [--max-event-bytes N]\n"
           "  [--socket-send-buffer N]\n"
           "  [--thinking-delay-ms N] [--workers N] [--job-queue N]\n"
+          "  [--validation off|warn|strict|repair] [--stall-timeout-ms N]\n"
+          "  [--tool-timeout-ms N]\n"
           "  [--max-message-size N] [--max-queued-bytes N] "
           "[--max-header-bytes N]\n"
           "  [--handshake-timeout-ms N] [--ping-interval-ms N] "
@@ -597,10 +629,11 @@ enum {
   OPT_DEV_INSECURE, OPT_PER_USER, OPT_BACKLOG_EVENTS, OPT_BACKLOG_BYTES,
   OPT_BACKLOG_AGE, OPT_CLIENT_RATE, OPT_MAX_CLIENT_MSG, OPT_MAX_EVENT,
   OPT_THINKING_DELAY, OPT_WORKERS, OPT_JOB_QUEUE, OPT_SNDBUF,
+  OPT_VALIDATION, OPT_STALL_TIMEOUT, OPT_TOOL_TIMEOUT,
   OPT_AUTH_FIRST /* DEMO_AUTH_NOPTS values from here */
 };
 
-#define NBASE_OPTIONS 28
+#define NBASE_OPTIONS 31
 
 static struct option options[NBASE_OPTIONS + DEMO_AUTH_NOPTS + 1] = {
     {"host", required_argument, NULL, OPT_HOST},
@@ -630,7 +663,10 @@ static struct option options[NBASE_OPTIONS + DEMO_AUTH_NOPTS + 1] = {
     {"socket-send-buffer", required_argument, NULL, OPT_SNDBUF},
     {"thinking-delay-ms", required_argument, NULL, OPT_THINKING_DELAY},
     {"workers", required_argument, NULL, OPT_WORKERS},
-    {"job-queue", required_argument, NULL, OPT_JOB_QUEUE}};
+    {"job-queue", required_argument, NULL, OPT_JOB_QUEUE},
+    {"validation", required_argument, NULL, OPT_VALIDATION},
+    {"stall-timeout-ms", required_argument, NULL, OPT_STALL_TIMEOUT},
+    {"tool-timeout-ms", required_argument, NULL, OPT_TOOL_TIMEOUT}};
 
 /* |v| for an int setter: values outside int become -1, which every int
  * setter used here rejects as out of range. */
@@ -644,6 +680,14 @@ static int apply(demo *d, agentws_config *cfg, int opt, const char *arg) {
   int rv;
   if (opt >= OPT_AUTH_FIRST && opt < OPT_AUTH_FIRST + DEMO_AUTH_NOPTS)
     return demo_auth_apply(&d->auth, cfg, opt - OPT_AUTH_FIRST, arg);
+  if (opt == OPT_VALIDATION) {
+    static const char *const pol[] = {"off", "warn", "strict", "repair"};
+    for (rv = 0; rv < 4; rv++)
+      if (strcmp(arg, pol[rv]) == 0)
+        return agentws_config_set_validation(cfg, rv);
+    fprintf(stderr, "agentws-demo: --validation off|warn|strict|repair\n");
+    return -1;
+  }
   if (opt != OPT_ORIGIN && opt != OPT_SUBPROTO && opt != OPT_WS_PATH &&
       parse_i64(arg, &v) != 0) {
     fprintf(stderr, "agentws-demo: not a number: %s\n", arg);
@@ -681,6 +725,12 @@ static int apply(demo *d, agentws_config *cfg, int opt, const char *arg) {
     break;
   case OPT_SNDBUF:
     rv = agentws_config_set_socket_send_buffer(cfg, (uint64_t)v);
+    break;
+  case OPT_STALL_TIMEOUT:
+    rv = agentws_config_set_stall_timeout_ms(cfg, v);
+    break;
+  case OPT_TOOL_TIMEOUT:
+    rv = agentws_config_set_tool_timeout_ms(cfg, v);
     break;
   case OPT_THINKING_DELAY:
     rv = v < 0 || v > 600000 ? AGENTWS_ERR_OUT_OF_RANGE : 0;
@@ -804,6 +854,7 @@ int main(int argc, char **argv) {
     agentws_callbacks_set_on_client_message(cbs, on_client_message);
     agentws_callbacks_set_on_join(cbs, on_join);
     agentws_callbacks_set_on_gap(cbs, on_gap);
+    agentws_callbacks_set_on_violation(cbs, on_violation);
   }
   if (demo_auth_configure(&d.auth, cfg) != 0) {
     status = 2;

@@ -834,9 +834,10 @@ AGENTWS_EXTERN int agentws_conn_get_token_exp(agentws_manager *m,
  *           "synthesized":true) or the offending event is dropped (emit
  *           returns 0), and it is reported.
  * Malformed events (missing or non-UTF-8 strings, bad JSON, a severity
- * other than "warning"/"error"/"fatal", over max_event_bytes) are always
- * refused with their own error codes and counted under
- * AGENTWS_RULE_SCHEMA. Custom events are not part of any lifecycle.
+ * other than "info"/"warning"/"error"/"fatal", ids over 256 bytes, JSON
+ * nested over 32 levels, over max_event_bytes) are always refused with
+ * their own error codes and counted under AGENTWS_RULE_SCHEMA. Custom
+ * events are not part of any lifecycle.
  */
 #define AGENTWS_VALIDATION_OFF 0
 #define AGENTWS_VALIDATION_WARN 1
@@ -953,6 +954,7 @@ typedef struct agentws_stats agentws_stats;
 #define AGENTWS_STAT_VIOLATIONS_DROPPED 34
 #define AGENTWS_STAT_EVENTS_SYNTHESIZED 35  /* events made by repairs */
 #define AGENTWS_STAT_RUNS_LIVE 36           /* gauge: runs tracked now */
+#define AGENTWS_STAT_CLIENT_MESSAGES_REFUSED 37 /* answered with "error" */
 
 /* Returns 0, AGENTWS_ERR_INVALID_ARGUMENT or AGENTWS_ERR_NOMEM. */
 AGENTWS_EXTERN int agentws_stats_new(agentws_stats **out);
@@ -980,13 +982,17 @@ AGENTWS_EXTERN const char *agentws_stat_name(int stat);
  * keep their order. On the loop thread the event gets the next seq of its
  * stream, goes into the stream's backlog and to every connection of the
  * target. |run_id|, |agent|, |tool|, |tool_call_id|, |code|, |message|,
- * |severity| are UTF-8 strings (required, non-empty); |text| is |text_len|
- * bytes of UTF-8. |data_json| (NULL: none) is a JSON object whose members
- * are added to the event's "data"; |args_json| / |result_json| (NULL:
- * omitted) are any JSON value. Returns 0, AGENTWS_ERR_INVALID_ARGUMENT,
- * AGENTWS_ERR_INVALID_UTF8, AGENTWS_ERR_INVALID_JSON, AGENTWS_ERR_TOO_BIG
- * (over max_event_bytes), AGENTWS_ERR_INVALID_STATE (raw mode, or the
- * manager is closed) or AGENTWS_ERR_NOMEM. Since: 0.1 for all.
+ * |severity| are UTF-8 strings (required, non-empty; at most 256 bytes,
+ * |message| 4096); |severity| is "info", "warning", "error" or "fatal";
+ * |text| is |text_len| bytes of UTF-8. |data_json| (NULL: none) is a JSON
+ * object whose members are added to the event's "data"; |args_json| /
+ * |result_json| (NULL: omitted) are any JSON value; JSON nests at most 32
+ * levels. Lifecycle events are validated (see "validation"). Returns 0,
+ * AGENTWS_ERR_INVALID_ARGUMENT, AGENTWS_ERR_INVALID_UTF8,
+ * AGENTWS_ERR_INVALID_JSON, AGENTWS_ERR_TOO_BIG (a string over its limit,
+ * or the event over max_event_bytes), AGENTWS_ERR_VALIDATION (strict
+ * validation), AGENTWS_ERR_INVALID_STATE (raw mode, or the manager is
+ * closed) or AGENTWS_ERR_NOMEM. Since: 0.1 for all.
  */
 AGENTWS_EXTERN int agentws_emit_agent_started(agentws_manager *m, int target,
                                               const char *target_id,

@@ -300,13 +300,22 @@ typedef struct prep {
   size_t text_off, text_len, extra_off, extra_len; /* set by the writer */
 } prep;
 
-/* A required string: non-NULL, non-empty, UTF-8. */
-static int check_str(const char *s) {
+/* A required string: non-NULL, non-empty, UTF-8, at most |max| bytes. */
+static int check_str_max(const char *s, size_t max) {
+  size_t n;
   if (s == NULL || s[0] == '\0')
     return AGENTWS_ERR_INVALID_ARGUMENT;
-  if (!agentws__utf8_valid((const uint8_t *)s, strlen(s)))
+  n = strlen(s);
+  if (n > max)
+    return AGENTWS_ERR_TOO_BIG;
+  if (!agentws__utf8_valid((const uint8_t *)s, n))
     return AGENTWS_ERR_INVALID_UTF8;
   return 0;
+}
+
+/* Ids and names (run, tool call, tool, agent, code, severity, target). */
+static int check_str(const char *s) {
+  return check_str_max(s, AGENTWS__MAX_NAME);
 }
 
 /* Types the server sends as control messages: an event named like one
@@ -410,7 +419,8 @@ static int check_args(const agentws__emit_args *a, prep *pp) {
   case AGENTWS__EV_AGENT_COMPLETED:
     return a->duration_ms < 0 ? AGENTWS_ERR_INVALID_ARGUMENT : 0;
   case AGENTWS__EV_AGENT_ERROR:
-    if ((rv = check_str(a->code)) != 0 || (rv = check_str(a->message)) != 0 ||
+    if ((rv = check_str(a->code)) != 0 ||
+        (rv = check_str_max(a->message, AGENTWS__MAX_MESSAGE)) != 0 ||
         (rv = check_str(a->severity)) != 0)
       return rv;
     return severity_ok(a->severity) ? 0 : AGENTWS_ERR_INVALID_ARGUMENT;
@@ -452,14 +462,33 @@ static int slice_json(const agentws__emit_args *a, prep *pp) {
   return 0;
 }
 
-/* Any JSON value. */
+/* 1 if |v| nests no deeper than |left| arrays/objects. */
+static int depth_ok(json_t *v, int left) {
+  size_t i;
+  const char *k;
+  json_t *x;
+  if (!json_is_object(v) && !json_is_array(v))
+    return 1;
+  if (left == 0)
+    return 0;
+  if (json_is_array(v)) {
+    json_array_foreach(v, i, x) if (!depth_ok(x, left - 1)) return 0;
+    return 1;
+  }
+  json_object_foreach(v, k, x) if (!depth_ok(x, left - 1)) return 0;
+  return 1;
+}
+
+/* Any JSON value, nested at most AGENTWS__MAX_DEPTH deep. */
 static int json_check_any(const char *s) {
   json_error_t err;
   json_t *v = json_loads(s, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
+  int rv;
   if (v == NULL)
     return json_fail(&err);
+  rv = depth_ok(v, AGENTWS__MAX_DEPTH) ? 0 : AGENTWS_ERR_INVALID_JSON;
   json_decref(v);
-  return 0;
+  return rv;
 }
 
 static int json_check(const agentws__emit_args *a, const prep *pp) {
@@ -475,7 +504,9 @@ static int json_check(const agentws__emit_args *a, const prep *pp) {
         json_loads(a->data_json, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &err);
     if (obj == NULL)
       return json_fail(&err);
-    rv = json_is_object(obj) ? 0 : AGENTWS_ERR_INVALID_JSON;
+    rv = json_is_object(obj) && depth_ok(obj, AGENTWS__MAX_DEPTH)
+             ? 0
+             : AGENTWS_ERR_INVALID_JSON;
     /* Decoded keys, so "\u0074ext" collides with "text" too. */
     for (own = own_members[a->type]; rv == 0 && *own != NULL; own++)
       if (json_object_get(obj, *own) != NULL)

@@ -13,6 +13,11 @@
 #include "agentws_buf.h"
 #include "agentws_mem.h"
 
+/* Schema limits of an event (the validator's "schema" rule). */
+#define AGENTWS__MAX_NAME 256      /* run/tool call/tool/agent ids, codes */
+#define AGENTWS__MAX_MESSAGE 4096  /* agent_error message */
+#define AGENTWS__MAX_DEPTH 32      /* nesting of data, args, result */
+
 /* Event types. */
 enum {
   AGENTWS__EV_AGENT_STARTED = 1,

@@ -35,6 +35,7 @@ static void send_error(agentws__emitter *e, agentws__session *s,
                        const char *code, const char *message) {
   uint64_t now = uv_now(e->m->loop);
   e->stats.bad_messages++;
+  agentws__stat_inc(&e->m->stats, AGENTWS_STAT_CLIENT_MESSAGES_REFUSED);
   e->scratch.len = 0;
   send_scratch(e, s, agentws__ctl_error(&e->scratch, e->mem, code, message));
   if (!agentws__rate_take(&s->errs, now, ABUSE_RATE, ABUSE_BURST))

@@ -22,7 +22,8 @@ static const char *const names[AGENTWS__NSTATS] = {
     "violation_open_tools_at_end", "violation_run_stalled",
     "violation_tool_timeout", "violation_run_limit",
     "violations_warned",    "violations_refused",     "violations_repaired",
-    "violations_dropped",   "events_synthesized",     "runs_live"};
+    "violations_dropped",   "events_synthesized",     "runs_live",
+    "client_messages_refused"};
 
 int agentws_stats_new(agentws_stats **out) {
   const agentws__mem *mem = agentws__mem_default();

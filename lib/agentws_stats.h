@@ -11,7 +11,7 @@
 
 #include "agentws.h"
 
-#define AGENTWS__NSTATS (AGENTWS_STAT_RUNS_LIVE + 1)
+#define AGENTWS__NSTATS (AGENTWS_STAT_CLIENT_MESSAGES_REFUSED + 1)
 
 typedef struct agentws__stats {
   _Atomic uint64_t v[AGENTWS__NSTATS];

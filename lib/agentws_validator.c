@@ -206,10 +206,11 @@ static void synth_args(agentws__emit_args *s, const run *r, int type,
   s->data_json = data;
 }
 
+#define MARK(rule) "{\"synthesized\":true,\"rule\":\"" rule "\"}"
+
 static int synth_start(const run *r, agentws__synth_fn synth, void *ctx) {
   agentws__emit_args s;
-  synth_args(&s, r, AGENTWS__EV_AGENT_STARTED,
-             "{\"synthesized\":true,\"rule\":\"run_not_started\"}");
+  synth_args(&s, r, AGENTWS__EV_AGENT_STARTED, MARK("run_not_started"));
   s.agent = "unknown";
   return synth(ctx, &s);
 }
@@ -217,18 +218,18 @@ static int synth_start(const run *r, agentws__synth_fn synth, void *ctx) {
 static int synth_tool_start(const run *r, const char *tool, const char *id,
                             agentws__synth_fn synth, void *ctx) {
   agentws__emit_args s;
-  synth_args(&s, r, AGENTWS__EV_TOOL_EXECUTING, NULL);
+  synth_args(&s, r, AGENTWS__EV_TOOL_EXECUTING, MARK("orphan_tool_result"));
   s.tool = tool;
   s.tool_call_id = id;
-  s.args_json = "{\"synthesized\":true,\"rule\":\"orphan_tool_result\"}";
   return synth(ctx, &s);
 }
 
-/* A failed tool_completed for |c|, with |code| ("abandoned", "timeout"). */
+/* A failed tool_completed for |c|: |result| {"code":...}, |mark| data. */
 static int synth_tool_fail(const run *r, const call *c, const char *result,
-                           uint64_t now, agentws__synth_fn synth, void *ctx) {
+                           const char *mark, uint64_t now,
+                           agentws__synth_fn synth, void *ctx) {
   agentws__emit_args s;
-  synth_args(&s, r, AGENTWS__EV_TOOL_COMPLETED, NULL);
+  synth_args(&s, r, AGENTWS__EV_TOOL_COMPLETED, mark);
   s.tool = c->tool;
   s.tool_call_id = c->id;
   s.ok = 0;
@@ -238,14 +239,14 @@ static int synth_tool_fail(const run *r, const call *c, const char *result,
 }
 
 /* Closes every open call of |r| with a synthesized failure. */
-static int close_calls(run *r, const char *result, uint64_t now,
-                       agentws__synth_fn synth, void *ctx) {
+static int close_calls(run *r, const char *result, const char *mark,
+                       uint64_t now, agentws__synth_fn synth, void *ctx) {
   call *c;
   int rv = 0;
   for (c = r->calls; c != NULL && rv == 0; c = c->next) {
     if (!c->open)
       continue;
-    rv = synth_tool_fail(r, c, result, now, synth, ctx);
+    rv = synth_tool_fail(r, c, result, mark, now, synth, ctx);
     c->open = 0;
     r->nopen--;
     if (agentws__list_linked(&c->node))
@@ -255,10 +256,10 @@ static int close_calls(run *r, const char *result, uint64_t now,
 }
 
 static int synth_error(const run *r, const char *code, const char *message,
-                       agentws__synth_fn synth, void *ctx) {
+                       const char *mark, agentws__synth_fn synth,
+                       void *ctx) {
   agentws__emit_args s;
-  synth_args(&s, r, AGENTWS__EV_AGENT_ERROR,
-             "{\"synthesized\":true}");
+  synth_args(&s, r, AGENTWS__EV_AGENT_ERROR, mark);
   s.code = code;
   s.message = message;
   s.severity = "error";
@@ -314,9 +315,10 @@ static int make_room(agentws__validator *v, uint64_t now,
     return 0;
   old = AGENTWS__CONTAINER_OF(v->live.next, run, node);
   if (pol == AGENTWS_VALIDATION_REPAIR || pol == AGENTWS_VALIDATION_STRICT) {
-    (void)close_calls(old, "{\"code\":\"evicted\",\"synthesized\":true}", now, synth, ctx);
-    (void)synth_error(old, "evicted",
-                      "run forgotten: too many live runs", synth, ctx);
+    (void)close_calls(old, "{\"code\":\"evicted\"}", MARK("run_limit"),
+                      now, synth, ctx);
+    (void)synth_error(old, "evicted", "run forgotten: too many live runs",
+                      MARK("run_limit"), synth, ctx);
     report(v, AGENTWS_RULE_RUN_LIMIT, AGENTWS_OUTCOME_REPAIRED, old, NULL, 0,
            NULL, "too many live runs; ended the least recently active", NULL);
   } else if (pol == AGENTWS_VALIDATION_WARN) {
@@ -463,9 +465,9 @@ static int check_live(agentws__validator *v, run *r,
       if (o == AGENTWS_OUTCOME_REPAIRED &&
           close_calls(r,
                       a->type == AGENTWS__EV_AGENT_COMPLETED
-                          ? "{\"code\":\"abandoned\",\"synthesized\":true}"
-                          : "{\"code\":\"run_failed\",\"synthesized\":true}",
-                      now, synth, ctx) != 0)
+                          ? "{\"code\":\"abandoned\"}"
+                          : "{\"code\":\"run_failed\"}",
+                      MARK("open_tools_at_end"), now, synth, ctx) != 0)
         return AGENTWS_ERR_NOMEM;
     }
     end_run(v, r, now);
@@ -518,10 +520,10 @@ static void stalled(agentws__validator *v, run *r, uint64_t now,
   snprintf(quiet, sizeof(quiet), "%llu",
            (unsigned long long)(now - r->last_ms));
   if (pol == AGENTWS_VALIDATION_REPAIR || pol == AGENTWS_VALIDATION_STRICT) {
-    (void)close_calls(r, "{\"code\":\"stalled\",\"synthesized\":true}",
-                      now, synth, ctx);
-    (void)synth_error(r, "stalled", "no event from the agent in time", synth,
-                      ctx);
+    (void)close_calls(r, "{\"code\":\"stalled\"}", MARK("run_stalled"), now,
+                      synth, ctx);
+    (void)synth_error(r, "stalled", "no event from the agent in time",
+                      MARK("run_stalled"), synth, ctx);
     report(v, AGENTWS_RULE_RUN_STALLED, AGENTWS_OUTCOME_REPAIRED, r, NULL, 0,
            NULL, "no event for %s ms: ended with agent_error stalled", quiet);
     end_run(v, r, now);
@@ -542,9 +544,8 @@ static void timed_out(agentws__validator *v, call *c, uint64_t now,
   int pol = v->policy[AGENTWS_RULE_TOOL_TIMEOUT];
   agentws__list_remove(&c->node); /* reported once */
   if (pol == AGENTWS_VALIDATION_REPAIR || pol == AGENTWS_VALIDATION_STRICT) {
-    (void)synth_tool_fail(c->r, c,
-                          "{\"code\":\"timeout\",\"synthesized\":true}", now,
-                          synth, ctx);
+    (void)synth_tool_fail(c->r, c, "{\"code\":\"timeout\"}",
+                          MARK("tool_timeout"), now, synth, ctx);
     c->open = 0;
     c->r->nopen--;
     report(v, AGENTWS_RULE_TOOL_TIMEOUT, AGENTWS_OUTCOME_REPAIRED, c->r, NULL,
