@@ -13,6 +13,12 @@
  *            0..K-1 stop reading after the welcome (slow consumers).
  *   connect  opens C connections (upgrade done), reports how long that
  *            took, holds them idle for --hold seconds, closes them.
+ *   reconnect  C clients (default 1000) each connect, upgrade, wait for
+ *            the first message (the welcome), close (close handshake, the
+ *            server's FIN) and connect again, for W + D seconds or until
+ *            --count handshakes; reports handshakes/s and the connect ->
+ *            welcome latency. With --token-file, client i sends token
+ *            i % n as "Authorization: Bearer" (every WebSocket mode).
  *
  * Prints exactly one JSON line on stdout; progress goes to stderr.
  * Everything is bounded: per-connection connect timeout, a connect-phase
@@ -37,6 +43,9 @@
 #define DRAIN_GRACE_MS 2000 /* close handshakes get this long before a hard close */
 #define SWEEP_NS (100 * NS_PER_MS)
 #define RBUF_LEN (64 * 1024)
+#define TOKEN_FILE_MAX (64u << 20) /* --token-file bytes */
+#define TOKENS_MAX 1000000         /* --token-file lines */
+#define TOKEN_LEN_MAX 8192         /* one token */
 
 static struct load g_load; /* one run per process; large (histogram) so not on the stack */
 static int g_starting;     /* inside start_more(): failures must not recurse into it */
@@ -58,15 +67,18 @@ static double cpu_seconds(void) {
 
 static void usage(FILE *f) {
   fprintf(f,
-          "usage: agentws-load --mode echo|fanout|connect --port N [options]\n"
+          "usage: agentws-load --mode echo|fanout|connect|reconnect --port N [options]\n"
           "  common:  --host 127.0.0.1 --path /ws --query 'user=u%%d' --header 'K: V'\n"
-          "           --conns C (1) --rate R conn/s (0 = unpaced) --max-pending N (128)\n"
-          "           --connect-timeout S (10)\n"
+          "           --conns C (1; reconnect 1000) --rate R conn/s (0 = unpaced)\n"
+          "           --max-pending N (128) --connect-timeout S (10)\n"
+          "           --token-file F (one token a line; connection i sends\n"
+          "           'Authorization: Bearer <token i %% n>')\n"
           "  echo:    --pipeline P (1) --size S (64) --duration D (5) --warmup W (0)\n"
           "           --binary  --raw (plain TCP, fixed-size messages)\n"
           "  fanout:  --duration D (5) --warmup W (0) --send TEXT --max-msg BYTES (65536)\n"
           "           --users U (connection i is user=u<i %% U>) --stall K (0)\n"
-          "  connect: --hold S (0)\n");
+          "  connect: --hold S (0)\n"
+          "  reconnect: --duration D (5) --warmup W (0) --count N (0: no limit)\n");
 }
 
 static int parse_num(const char *name, const char *s, double lo, double hi,
@@ -101,7 +113,7 @@ static int parse_opts(int argc, char **argv, struct load_opts *o) {
   enum { O_MODE = 256, O_HOST, O_PORT, O_PATH, O_QUERY, O_HEADER, O_CONNS,
          O_PIPELINE, O_SIZE, O_DURATION, O_WARMUP, O_BINARY, O_RAW, O_RATE,
          O_HOLD, O_CTIMEOUT, O_MAXPEND, O_SEND, O_MAXMSG, O_USERS, O_STALL,
-         O_HELP };
+         O_TOKEN_FILE, O_COUNT, O_HELP };
   static const struct option longopts[] = {
       {"mode", required_argument, NULL, O_MODE},
       {"host", required_argument, NULL, O_HOST},
@@ -124,9 +136,12 @@ static int parse_opts(int argc, char **argv, struct load_opts *o) {
       {"max-msg", required_argument, NULL, O_MAXMSG},
       {"users", required_argument, NULL, O_USERS},
       {"stall", required_argument, NULL, O_STALL},
+      {"token-file", required_argument, NULL, O_TOKEN_FILE},
+      {"count", required_argument, NULL, O_COUNT},
       {"help", no_argument, NULL, O_HELP},
       {NULL, 0, NULL, 0}};
-  int ch, r = 0, size = 64, max_msg = 65536;
+  int ch, r = 0, size = 64, max_msg = 65536, conns_set = 0;
+  double count = 0;
   memset(o, 0, sizeof(*o));
   o->mode = MODE_ECHO;
   o->host = "127.0.0.1";
@@ -146,6 +161,8 @@ static int parse_opts(int argc, char **argv, struct load_opts *o) {
         o->mode = MODE_FANOUT;
       } else if (strcmp(optarg, "connect") == 0) {
         o->mode = MODE_CONNECT;
+      } else if (strcmp(optarg, "reconnect") == 0) {
+        o->mode = MODE_RECONNECT;
       } else {
         fprintf(stderr, "agentws-load: unknown mode '%s'\n", optarg);
         r = -1;
@@ -164,7 +181,10 @@ static int parse_opts(int argc, char **argv, struct load_opts *o) {
         o->headers[o->nheaders++] = optarg;
       }
       break;
-    case O_CONNS: r = parse_int("conns", optarg, 1, 1000000, &o->conns); break;
+    case O_CONNS:
+      r = parse_int("conns", optarg, 1, 1000000, &o->conns);
+      conns_set = 1;
+      break;
     case O_PIPELINE: r = parse_int("pipeline", optarg, 1, 65536, &o->pipeline); break;
     case O_SIZE: r = parse_int("size", optarg, 1, 16 << 20, &size); break;
     case O_DURATION: r = parse_num("duration", optarg, 0.1, 3600, &o->duration); break;
@@ -181,6 +201,8 @@ static int parse_opts(int argc, char **argv, struct load_opts *o) {
     case O_MAXMSG: r = parse_int("max-msg", optarg, 16, 64 << 20, &max_msg); break;
     case O_USERS: r = parse_int("users", optarg, 1, 1000000, &o->users); break;
     case O_STALL: r = parse_int("stall", optarg, 0, 1000000, &o->stall); break;
+    case O_TOKEN_FILE: o->token_file = optarg; break;
+    case O_COUNT: r = parse_num("count", optarg, 0, 1e12, &count); break;
     case O_HELP: usage(stdout); exit(0);
     default: r = -1; break;
     }
@@ -196,6 +218,17 @@ static int parse_opts(int argc, char **argv, struct load_opts *o) {
   if (o->raw && o->mode != MODE_ECHO) {
     fprintf(stderr, "agentws-load: --raw applies to --mode echo only\n");
     return -1;
+  }
+  if (o->raw && o->token_file != NULL) {
+    fprintf(stderr, "agentws-load: --token-file needs WebSocket, not --raw\n");
+    return -1;
+  }
+  if (count > 0 && o->mode != MODE_RECONNECT) {
+    fprintf(stderr, "agentws-load: --count applies to --mode reconnect only\n");
+    return -1;
+  }
+  if (o->mode == MODE_RECONNECT && !conns_set) {
+    o->conns = 1000;
   }
   if ((o->users > 0 || o->stall > 0) && o->mode != MODE_FANOUT) {
     fprintf(stderr, "agentws-load: --users and --stall apply to --mode fanout only\n");
@@ -215,6 +248,81 @@ static int parse_opts(int argc, char **argv, struct load_opts *o) {
   }
   o->size = (size_t)size;
   o->max_msg = (size_t)max_msg;
+  o->count = (uint64_t)count;
+  return 0;
+}
+
+/* --token-file: every non-empty line (CR/LF stripped) is a token; the
+ * lines stay in one buffer, NUL-terminated in place. Tokens must be
+ * visible ASCII (they go into a header line as they are). */
+static int load_tokens(struct load_opts *o) {
+  FILE *f;
+  char *buf;
+  size_t n = 0, i, start, lines = 0;
+  int nt = 0;
+  if (o->token_file == NULL) {
+    return 0;
+  }
+  f = fopen(o->token_file, "rb");
+  if (f == NULL) {
+    fprintf(stderr, "agentws-load: cannot open --token-file %s\n", o->token_file);
+    return -1;
+  }
+  buf = malloc(TOKEN_FILE_MAX + 1);
+  if (buf != NULL) {
+    n = fread(buf, 1, TOKEN_FILE_MAX + 1, f);
+  }
+  fclose(f);
+  if (buf == NULL || n > TOKEN_FILE_MAX) {
+    fprintf(stderr, "agentws-load: --token-file: out of memory or over %u bytes\n",
+            TOKEN_FILE_MAX);
+    free(buf);
+    return -1;
+  }
+  o->token_buf = buf;
+  buf[n] = '\n'; /* the last line needs no newline */
+  for (i = 0; i <= n; i++) {
+    lines += buf[i] == '\n';
+  }
+  lines = lines < TOKENS_MAX ? lines : TOKENS_MAX;
+  o->tokens = calloc(lines, sizeof(*o->tokens));
+  o->token_lens = calloc(lines, sizeof(*o->token_lens));
+  if (o->tokens == NULL || o->token_lens == NULL) {
+    fprintf(stderr, "agentws-load: out of memory\n");
+    return -1;
+  }
+  for (i = start = 0; i <= n; i++) {
+    size_t len;
+    if (buf[i] != '\n') {
+      if ((buf[i] < 0x21 || buf[i] > 0x7e) &&
+          !(buf[i] == '\r' && buf[i + 1] == '\n')) {
+        fprintf(stderr, "agentws-load: --token-file: line %d is not a token\n",
+                nt + 1);
+        return -1;
+      }
+      continue;
+    }
+    len = i - start;
+    if (len > 0 && buf[i - 1] == '\r') {
+      len--;
+    }
+    buf[start + len] = '\0';
+    if (len > 0) {
+      if ((size_t)nt == lines || len > TOKEN_LEN_MAX) {
+        fprintf(stderr, "agentws-load: --token-file: at most %d tokens of %d bytes\n",
+                TOKENS_MAX, TOKEN_LEN_MAX);
+        return -1;
+      }
+      o->tokens[nt] = buf + start;
+      o->token_lens[nt++] = len;
+    }
+    start = i + 1;
+  }
+  if (nt == 0) {
+    fprintf(stderr, "agentws-load: --token-file %s holds no token\n", o->token_file);
+    return -1;
+  }
+  o->ntokens = nt;
   return 0;
 }
 
@@ -283,6 +391,7 @@ static void start_measure(struct load *ld) {
   memset(ld->per_s_max, 0, sizeof(ld->per_s_max));
   hist_reset(&ld->hist);
   hist_reset(&ld->hist_us);
+  hist_reset(&ld->hist_close);
   uv_timer_start(&ld->phase_timer, on_measure_done,
                  (uint64_t)(ld->o.duration * 1000), 0);
 }
@@ -360,11 +469,30 @@ static void start_more(struct load *ld) {
   check_connect_done(ld);
 }
 
+/* Reconnect mode: a cycle (connect, upgrade, welcome, close handshake)
+ * still running after the connect timeout fails, and the client starts
+ * again from its close callback. */
+static void sweep_cycles(struct load *ld, uint64_t now) {
+  uint64_t limit = (uint64_t)(ld->o.connect_timeout * 1e9);
+  int i;
+  for (i = 0; i < ld->next_conn; i++) {
+    struct conn *c = &ld->conns[i];
+    if (c->state != CS_IDLE && c->state != CS_CLOSED && now - c->t_start > limit) {
+      ld->err.timeout++;
+      load_conn_close(c);
+    }
+  }
+}
+
 /* Fails connections stuck in connect/upgrade; ends the phase at its deadline. */
 static void sweep(struct load *ld, uint64_t now) {
   uint64_t limit = (uint64_t)(ld->o.connect_timeout * 1e9);
   int past_deadline = now - ld->t_connect0 > connect_deadline_ns(ld);
   int i;
+  if (ld->o.mode == MODE_RECONNECT) {
+    sweep_cycles(ld, now);
+    return;
+  }
   g_starting = 1;
   for (i = 0; i < ld->next_conn; i++) {
     struct conn *c = &ld->conns[i];
@@ -392,10 +520,84 @@ static void on_tick(uv_timer_t *t) {
   load_flush_dirty(ld);
 }
 
+/* ---- reconnect mode */
+
+static void start_client(struct load *ld) {
+  struct conn *c = &ld->conns[ld->next_conn];
+  c->idx = ld->next_conn++;
+  ld->cycles++;
+  if (load_conn_start(ld, c) != 0 && c->state == CS_IDLE) {
+    ld->lost++; /* no handle, so no close callback to start it again */
+  }
+}
+
+/* --max-pending clients start at once, and each finished cycle adds one
+ * more until all C run: a burst of C SYNs at once would overflow the
+ * server's listen backlog, and a dropped SYN costs a 1 s retransmit. */
+static void start_cycles(struct load *ld) {
+  int i;
+  ld->t_connected = ld->t_connect0;
+  if (ld->o.warmup > 0) {
+    ld->phase = PH_WARMUP;
+    uv_timer_start(&ld->phase_timer, on_warmup_done,
+                   (uint64_t)(ld->o.warmup * 1000), 0);
+  } else {
+    start_measure(ld);
+  }
+  fprintf(stderr, "agentws-load: %d clients reconnecting, warmup %.1f s, window %.1f s\n",
+          ld->o.conns, ld->o.warmup, ld->o.duration);
+  for (i = 0; i < ld->o.conns && i < ld->o.max_pending; i++) {
+    start_client(ld);
+  }
+  load_flush_dirty(ld);
+}
+
+/* From the close callback: the next cycle, while the run lasts. */
+static void next_cycle(struct load *ld, struct conn *c) {
+  if (ld->phase != PH_WARMUP && ld->phase != PH_MEASURE) {
+    return;
+  }
+  if (ld->phase == PH_MEASURE && c->welcomed && c->t_welcome >= ld->t_measure0) {
+    hist_add(&ld->hist_close, uv_hrtime() - c->t_welcome);
+  }
+  if (ld->next_conn < ld->o.conns) {
+    start_client(ld);
+  }
+  load_conn_reset(c);
+  ld->cycles++;
+  if (load_conn_start(ld, c) != 0 && c->state == CS_IDLE) {
+    ld->lost++;
+  }
+}
+
+static void on_cycle_message(struct load *ld, struct conn *c) {
+  if (c->state != CS_OPEN || c->welcomed) {
+    return; /* anything after the welcome, or during our close */
+  }
+  c->welcomed = 1;
+  c->t_welcome = ld->now;
+  if (ld->phase == PH_MEASURE) {
+    ld->handshakes++;
+    hist_add(&ld->hist, ld->now - c->t_start);
+    if (ld->o.count > 0 && ld->handshakes >= ld->o.count) {
+      begin_drain(ld);
+      return;
+    }
+  }
+  load_conn_begin_close(c);
+}
+
 /* ---- events from load_conn.c */
 
 void load_on_open(struct conn *c) {
-  start_more(c->ld);
+  struct load *ld = c->ld;
+  if (ld->o.mode == MODE_RECONNECT) {
+    if (ld->phase == PH_MEASURE) {
+      hist_add(&ld->hist_us, ld->now - c->t_start); /* to the 101 */
+    }
+    return;
+  }
+  start_more(ld);
 }
 
 void load_on_conn_failed(struct conn *c) {
@@ -479,6 +681,8 @@ void load_on_message(struct conn *c) {
   struct load *ld = c->ld;
   if (ld->o.mode == MODE_FANOUT) {
     on_fanout_message(ld, c);
+  } else if (ld->o.mode == MODE_RECONNECT) {
+    on_cycle_message(ld, c);
   } else if (ld->o.mode == MODE_ECHO) {
     uint8_t want = ld->o.binary ? WSLAY_BINARY_FRAME : WSLAY_TEXT_FRAME;
     uint64_t sent;
@@ -524,6 +728,9 @@ static void finish(struct load *ld) {
 
 void load_on_closed(struct conn *c) {
   struct load *ld = c->ld;
+  if (ld->o.mode == MODE_RECONNECT) {
+    next_cycle(ld, c);
+  }
   if (ld->handles == 0 && ld->phase >= PH_DRAIN) {
     finish(ld);
   }
@@ -639,7 +846,7 @@ static void report_fanout_conns(const struct load *ld, double dur) {
 static void report(const struct load *ld) {
   const struct load_opts *o = &ld->o;
   const struct load_errors *e = &ld->err;
-  static const char *const names[] = {"echo", "fanout", "connect"};
+  static const char *const names[] = {"echo", "fanout", "connect", "reconnect"};
   double connect_ms = (double)(ld->t_connected - ld->t_connect0) / 1e6;
   double dur = ld->t_measure1 > ld->t_measure0 ? secs(ld->t_measure1 - ld->t_measure0) : 0;
   if (ld->t_connected == 0) {
@@ -651,6 +858,9 @@ static void report(const struct load *ld) {
   }
   printf(",\"host\":\"%s\",\"port\":%d,\"conns\":%d,\"open\":%d,\"connect_ms\":%.1f",
          o->host, o->port, o->conns, ld->opened, connect_ms);
+  if (o->ntokens > 0) {
+    printf(",\"tokens\":%d", o->ntokens);
+  }
   if (o->mode == MODE_ECHO) {
     printf(",\"pipeline\":%d,\"size\":%zu,\"binary\":%s,\"warmup_s\":%.1f,"
            "\"duration_s\":%.3f,\"round_trips\":%llu,\"rt_per_s\":%.1f",
@@ -666,6 +876,20 @@ static void report(const struct load *ld) {
            (unsigned long long)ld->with_ts, (unsigned long long)ld->with_us,
            ld->messages > 0 ? (double)ld->bytes / (double)ld->messages : 0.0);
     report_fanout_conns(ld, dur);
+  } else if (o->mode == MODE_RECONNECT) {
+    /* "open" above: upgrades completed over the whole run, warmup too. */
+    printf(",\"warmup_s\":%.1f,\"duration_s\":%.3f,\"count\":%llu,\"cycles\":%llu,"
+           "\"lost\":%llu,\"handshakes\":%llu,\"hs_per_s\":%.1f,"
+           "\"upgrade_p50_us\":%.1f,\"upgrade_p99_us\":%.1f,"
+           "\"close_p50_us\":%.1f,\"close_p99_us\":%.1f",
+           o->warmup, dur, (unsigned long long)o->count,
+           (unsigned long long)ld->cycles, (unsigned long long)ld->lost,
+           (unsigned long long)ld->handshakes,
+           dur > 0 ? (double)ld->handshakes / dur : 0.0,
+           (double)hist_quantile(&ld->hist_us, 0.50) / 1e3,
+           (double)hist_quantile(&ld->hist_us, 0.99) / 1e3,
+           (double)hist_quantile(&ld->hist_close, 0.50) / 1e3,
+           (double)hist_quantile(&ld->hist_close, 0.99) / 1e3);
   } else {
     printf(",\"rate\":%.1f,\"open_ms\":%.1f,\"hold_s\":%.1f", o->rate,
            connect_ms, o->hold);
@@ -704,7 +928,8 @@ int main(int argc, char **argv) {
   size_t i;
   int rc;
 
-  if (parse_opts(argc, argv, &ld->o) != 0 || resolve(ld) != 0) {
+  if (parse_opts(argc, argv, &ld->o) != 0 || resolve(ld) != 0 ||
+      load_tokens(&ld->o) != 0) {
     return 2;
   }
   signal(SIGPIPE, SIG_IGN); /* a peer reset must be an error code, not death */
@@ -744,7 +969,11 @@ int main(int argc, char **argv) {
 
   ld->phase = PH_CONNECT;
   ld->t_connect0 = ld->last_sweep = uv_hrtime();
-  start_more(ld);
+  if (ld->o.mode == MODE_RECONNECT) {
+    start_cycles(ld);
+  } else {
+    start_more(ld);
+  }
   uv_run(&loop, UV_RUN_DEFAULT);
 
   report(ld);
@@ -755,5 +984,8 @@ int main(int argc, char **argv) {
   free(ld->conns);
   free(ld->rbuf);
   free(ld->payload);
+  free(ld->o.token_buf);
+  free(ld->o.tokens);
+  free(ld->o.token_lens);
   return rc == 0 ? 0 : 1;
 }

@@ -18,12 +18,12 @@
 
 #define LOAD_MAX_HEADERS 8
 
-enum load_mode { MODE_ECHO, MODE_FANOUT, MODE_CONNECT };
+enum load_mode { MODE_ECHO, MODE_FANOUT, MODE_CONNECT, MODE_RECONNECT };
 
 /* Run phases, in order. Traffic is generated in WARMUP and MEASURE only. */
 enum load_phase {
-  PH_CONNECT, /* opening connections */
-  PH_WARMUP,  /* echo traffic flows but is not counted */
+  PH_CONNECT, /* opening connections (reconnect mode skips it) */
+  PH_WARMUP,  /* echo traffic / reconnect cycles flow but are not counted */
   PH_MEASURE, /* counted window */
   PH_HOLD,    /* connect mode: idle connections held open */
   PH_DRAIN,   /* close handshakes in progress, bounded by a grace timer */
@@ -35,7 +35,8 @@ enum conn_state {
   CS_CONNECTING, /* TCP connect in progress */
   CS_UPGRADING,  /* HTTP upgrade request sent, waiting for the response head */
   CS_OPEN,       /* WebSocket open (or raw TCP connected) */
-  CS_CLOSING,    /* close frame sent or received, waiting for the peer */
+  CS_CLOSING,    /* close frame sent or received, waiting for the peer
+                  * (reconnect mode: for its FIN, so the server closes first) */
   CS_CLOSED      /* uv_close called; the struct stays until the loop ends */
 };
 
@@ -64,6 +65,12 @@ struct load_opts {
   int max_pending;    /* connects/upgrades in flight at once */
   const char *send_text; /* fanout: text sent once per connection when all are open */
   size_t max_msg;     /* fanout: bytes of one text message kept for the ts scan */
+  uint64_t count;     /* reconnect: stop after this many counted handshakes (0: none) */
+  const char *token_file; /* one token a line; connection i sends token i % n */
+  char *token_buf;    /* the file's bytes, lines NUL-terminated in place */
+  char **tokens;      /* its non-empty lines, pointers into token_buf */
+  size_t *token_lens; /* their lengths */
+  int ntokens;        /* entries of tokens[]; 0: no Authorization header */
 };
 
 /* A growable byte buffer. */
@@ -112,6 +119,8 @@ struct conn {
   int stalled;                /* fanout --stall: reading stopped after the welcome */
   int stall_conn;             /* fanout --stall: one of the stalled connections */
   int peer_close;             /* close code the peer sent (1005: none given), 0 if no close frame */
+  int welcomed;               /* reconnect: the first data message of this cycle arrived */
+  uint64_t t_welcome;         /* reconnect: load.now when it did */
 };
 
 struct load_errors {
@@ -154,14 +163,20 @@ struct load {
                                * generator itself was the bottleneck */
   uint64_t round_trips;       /* echo: completed in the window */
   uint64_t messages;          /* fanout/connect: data messages received in the window */
+  uint64_t handshakes;        /* reconnect: 101 + welcome completed in the window */
+  uint64_t cycles;            /* reconnect: connects started, every phase */
+  uint64_t lost;              /* reconnect: clients that could not start again */
   uint64_t with_ts;           /* fanout: messages carrying a parsable "ts" */
   uint64_t with_us;           /* fanout: messages whose data carries "emit_us" */
   uint64_t bytes;             /* fanout: payload bytes of those messages */
   int64_t wall_us;            /* fanout: wall clock (us) at the start of the current read */
   uint64_t per_s[64];         /* fanout: messages per second of the window (first 64 s) */
   uint64_t per_s_max[64];     /* fanout: largest emit_us latency (us) in each of those seconds */
-  struct hist hist;           /* latency, nanoseconds (fanout: from "ts", ms resolution) */
-  struct hist hist_us;        /* fanout: latency from data "emit_us" (us resolution) */
+  struct hist hist;           /* latency, nanoseconds (fanout: from "ts", ms resolution;
+                               * reconnect: connect start to the welcome) */
+  struct hist hist_us;        /* fanout: latency from data "emit_us" (us resolution);
+                               * reconnect: connect start to the 101 (ns) */
+  struct hist hist_close;     /* reconnect: welcome to our socket closed (ns) */
   struct load_errors err;     /* counted failures */
   uint8_t *payload;           /* echo message body, o.size bytes */
   uint8_t *rbuf;              /* shared read buffer, consumed within read_cb */
@@ -171,6 +186,7 @@ struct load {
 
 /* load_conn.c */
 int load_conn_start(struct load *ld, struct conn *c);
+void load_conn_reset(struct conn *c);
 void load_conn_close(struct conn *c);
 void load_conn_begin_close(struct conn *c);
 int load_conn_send_msg(struct conn *c);

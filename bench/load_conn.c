@@ -359,7 +359,12 @@ static void on_ctrl_frame(struct conn *c) {
       c->peer_close = c->ctrl_len >= 2 ? (c->ctrl[0] << 8 | c->ctrl[1]) : 1005;
     }
     if (c->close_sent) {
-      load_conn_close(c); /* our close was answered: done */
+      /* Our close was answered: done. Reconnect mode waits for the
+       * server's FIN instead, so the server closes the TCP connection
+       * first and TIME_WAIT stays on its side, not on our ports. */
+      if (ld->o.mode != MODE_RECONNECT) {
+        load_conn_close(c);
+      }
       return;
     }
     if (ld->phase < PH_DRAIN) {
@@ -601,6 +606,15 @@ static int send_upgrade(struct conn *c) {
       return -1;
     }
   }
+  if (ld->o.ntokens > 0) {
+    int t = c->idx % ld->o.ntokens;
+    static const char bearer[] = "Authorization: Bearer ";
+    if (queue_bytes(c, bearer, sizeof(bearer) - 1) != 0 ||
+        queue_bytes(c, ld->o.tokens[t], ld->o.token_lens[t]) != 0 ||
+        queue_bytes(c, "\r\n", 2) != 0) {
+      return -1;
+    }
+  }
   return queue_bytes(c, "\r\n", 2);
 }
 
@@ -628,6 +642,20 @@ static void on_connect(uv_connect_t *req, int status) {
     return;
   }
   flush_one(c); /* no need to wait for the check handle */
+}
+
+/* Reconnect mode: makes a closed connection (its close callback has run,
+ * conn_free done) startable again. The dirty-list link is kept: the
+ * struct may still be on load.dirty, which flush_one skips harmlessly. */
+void load_conn_reset(struct conn *c) {
+  struct load *ld = c->ld;
+  int idx = c->idx, dirty = c->dirty;
+  struct conn *next_dirty = c->next_dirty;
+  memset(c, 0, sizeof(*c));
+  c->ld = ld;
+  c->idx = idx;
+  c->dirty = dirty;
+  c->next_dirty = next_dirty;
 }
 
 int load_conn_start(struct load *ld, struct conn *c) {

@@ -115,7 +115,7 @@ static int check_claims(const agentws__mem *mem, json_t *claims,
     return fail(r, AGENTWS_STAT_AUTH_BAD_CLAIMS);
   if (!has_exp && pol->require_exp)
     return fail(r, AGENTWS_STAT_AUTH_BAD_CLAIMS);
-  if (has_exp && now > exp + pol->leeway_s)
+  if (has_exp && now >= exp + pol->leeway_s) /* RFC 7519 4.1.4 */
     return fail(r, AGENTWS_STAT_AUTH_EXPIRED);
   if ((has_nbf && now + pol->leeway_s < nbf) ||
       (has_iat && now + pol->leeway_s < iat))
@@ -143,8 +143,24 @@ static int check_claims(const agentws__mem *mem, json_t *claims,
 }
 
 /* Header checks and the key search; 0 when a key verified the signature. */
+/* The exact signature size |alg| produces with |k|, in bytes: libcjose
+ * 0.6 compares HMACs before it checks their length (an over-read) and
+ * takes ECDSA r||s and PSS signatures of the wrong size, so the size is
+ * checked here first (RFC 7518 3.2-3.5). */
+static size_t sig_bytes(const agentws__key *k, int alg) {
+  switch (alg) {
+  case AGENTWS__ALG_HS256: return 32;
+  case AGENTWS__ALG_HS384: return 48;
+  case AGENTWS__ALG_HS512: return 64;
+  case AGENTWS__ALG_ES256: return 64;
+  case AGENTWS__ALG_ES384: return 96;
+  case AGENTWS__ALG_ES512: return 132;
+  default: return (cjose_jwk_get_keysize(k->jwk, NULL) + 7) / 8;
+  }
+}
+
 static int check_signature(cjose_jws_t *jws, const agentws_keyset *ks,
-                           const agentws__jwt_policy *pol,
+                           const agentws__jwt_policy *pol, size_t sig_len,
                            agentws__jwt_result *r) {
   json_t *hdr = (json_t *)cjose_jws_get_protected(jws);
   json_t *alg_j = json_object_get(hdr, "alg"), *kid_j;
@@ -172,7 +188,7 @@ static int check_signature(cjose_jws_t *jws, const agentws_keyset *ks,
     if (!agentws__key_fits(k, alg))
       continue;
     fitting++;
-    if (cjose_jws_verify(jws, k->jwk, NULL))
+    if (sig_len == sig_bytes(k, alg) && cjose_jws_verify(jws, k->jwk, NULL))
       return 0;
   }
   if (kid != NULL && named == 0)
@@ -198,7 +214,18 @@ int agentws__jwt_verify(const agentws__mem *mem, const agentws_keyset *ks,
   jws = cjose_jws_import(tok, len, NULL);
   if (jws == NULL)
     return fail(r, AGENTWS_STAT_AUTH_MALFORMED);
-  rv = check_signature(jws, ks, pol, r);
+  {
+    /* The signature segment follows the last dot (well_formed: two). */
+    const char *sig = tok + len;
+    size_t chars, sig_len;
+    while (sig[-1] != '.')
+      sig--;
+    chars = (size_t)(tok + len - sig);
+    /* Unpadded base64url: 4n+1 characters is never a valid length. */
+    sig_len = chars % 4 == 1 ? 0
+                             : chars / 4 * 3 + (chars % 4 ? chars % 4 - 1 : 0);
+    rv = check_signature(jws, ks, pol, sig_len, r);
+  }
   if (rv == 0 && !cjose_jws_get_plaintext(jws, &plain, &plain_len, NULL))
     rv = fail(r, AGENTWS_STAT_AUTH_MALFORMED);
   if (rv != 0) {
@@ -333,8 +360,10 @@ int agentws__jwt_check(agentws__jwt_cache *c, const agentws_keyset *ks,
   entry *e;
   int rv;
   if (c->max == 0 || len == 0 || len > AGENTWS__MAX_TOKEN ||
-      digest_hex(tok, len, key) != 0)
+      digest_hex(tok, len, key) != 0) {
+    c->misses++;
     return agentws__jwt_verify(c->mem, ks, pol, tok, len, now_s, r);
+  }
   e = agentws__strmap_get(&c->map, key);
   if (e != NULL && e->generation != gen) {
     drop(c, e);
@@ -342,7 +371,7 @@ int agentws__jwt_check(agentws__jwt_cache *c, const agentws_keyset *ks,
   }
   if (e != NULL) {
     c->hits++;
-    if (e->exp != 0 && now_s > e->exp + pol->leeway_s) {
+    if (e->exp != 0 && now_s >= e->exp + pol->leeway_s) {
       drop(c, e);
       memset(r, 0, sizeof(*r));
       return fail(r, AGENTWS_STAT_AUTH_EXPIRED);

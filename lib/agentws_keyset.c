@@ -343,6 +343,35 @@ int agentws_keyset_add_pem(agentws_keyset *ks, const char *kid,
   return rv;
 }
 
+/* libcjose 0.6 asserts (aborts) on some malformed base64url, so key
+ * members are checked first: base64url alphabet, no padding, and never
+ * 4n+1 characters long. */
+static int b64url_members_ok(json_t *o) {
+  static const char *const members[] = {"k", "n", "e", "x", "y", "d",
+                                        "p", "q", "dp", "dq", "qi"};
+  size_t i, j;
+  for (i = 0; i < sizeof(members) / sizeof(members[0]); i++) {
+    json_t *m = json_object_get(o, members[i]);
+    const char *v;
+    size_t n;
+    if (m == NULL)
+      continue;
+    if (!json_is_string(m))
+      return 0;
+    v = json_string_value(m);
+    n = json_string_length(m);
+    if (n % 4 == 1)
+      return 0;
+    for (j = 0; j < n; j++) {
+      char ch = v[j];
+      if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+            (ch >= '0' && ch <= '9') || ch == '-' || ch == '_'))
+        return 0;
+    }
+  }
+  return 1;
+}
+
 /* One JWK object: staged, skipped (not a signature key we support: 1), or
  * an error. */
 static int add_jwk(agentws_keyset *ks, agentws__key *tmp, size_t *ntmp,
@@ -369,6 +398,8 @@ static int add_jwk(agentws_keyset *ks, agentws__key *tmp, size_t *ntmp,
       return 1; /* an encryption key, or an algorithm we do not verify */
   }
   if (kid != NULL && (!json_is_string(kid) || !kid_ok(json_string_value(kid))))
+    return AGENTWS_ERR_INVALID_ARGUMENT;
+  if (!b64url_members_ok(o))
     return AGENTWS_ERR_INVALID_ARGUMENT;
   jwk = cjose_jwk_import_json((cjose_header_t *)o, NULL);
   if (jwk == NULL)

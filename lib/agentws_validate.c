@@ -22,7 +22,13 @@ static int synth(void *ctx, const agentws__emit_args *src) {
   a.ts_ms = uv_gettimeofday(&tv) == 0
                 ? (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000
                 : 0;
-  rv = agentws__event_build(e->mem, &a, e->cfg->max_event_bytes, &ev);
+  /* A repair must not fail for size: its ids passed the schema limits, so
+   * it fits in 4 KiB whatever max_event_bytes says. */
+  rv = agentws__event_build(e->mem, &a,
+                            e->cfg->max_event_bytes > 4096
+                                ? e->cfg->max_event_bytes
+                                : 4096,
+                            &ev);
   if (rv != 0)
     return rv;
   ev->emit_ns = uv_hrtime();
