@@ -107,6 +107,7 @@ int agentws_keyset_new(agentws_keyset **out) {
     return AGENTWS_ERR_NOMEM;
   ks->mem = mem;
   atomic_init(&ks->refs, 1);
+  atomic_init(&ks->frozen, 0);
   ks->generation = atomic_fetch_add(&next_generation, 1);
   *out = ks;
   return 0;
@@ -114,8 +115,10 @@ int agentws_keyset_new(agentws_keyset **out) {
 
 agentws_keyset *agentws__keyset_retain(const agentws_keyset *cks) {
   agentws_keyset *ks = (agentws_keyset *)cks;
-  if (ks != NULL)
+  if (ks != NULL) {
     atomic_fetch_add(&ks->refs, 1);
+    atomic_store(&ks->frozen, 1);
+  }
   return ks;
 }
 
@@ -136,10 +139,8 @@ int agentws_keyset_count(const agentws_keyset *ks) {
   return ks != NULL ? (int)ks->n : 0;
 }
 
-/* 0 if |ks| may still change: only its builder holds it. */
-static int frozen(const agentws_keyset *ks) {
-  return atomic_load(&ks->refs) > 1;
-}
+/* 0 if |ks| may still change: it was never handed over. */
+static int frozen(agentws_keyset *ks) { return atomic_load(&ks->frozen); }
 
 /* ----------------------------------------------------------------- add */
 

@@ -38,6 +38,7 @@ typedef struct agentws__key {
 struct agentws_keyset {
   const agentws__mem *mem;
   atomic_int refs;       /* the host's handle, configs, managers */
+  atomic_int frozen;     /* handed over once: never changes again */
   uint64_t generation;   /* unique per set: verification cache entries */
   size_t n;
   agentws__key keys[AGENTWS__MAX_KEYS];
