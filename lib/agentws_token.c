@@ -78,6 +78,8 @@ static int from_query(const agentws__http_request *req, const char *name,
       *len = (size_t)(stop - *tok);
       return 0;
     }
+    if (stop == end)
+      break;
     q = stop + 1;
   }
   return -1;
@@ -110,6 +112,8 @@ static int from_cookie(const agentws__http_request *req, const char *name,
         *len = (size_t)(ve - v);
         return 0;
       }
+      if (stop == end)
+        break;
       p = stop + 1;
     }
   }
