@@ -147,6 +147,8 @@ static int query_param(const char *target, size_t tlen, const char *name,
       out[n] = '\0';
       return agentws__utf8_valid((const uint8_t *)out, n) ? (int)n : -1;
     }
+    if (stop == end)
+      break;
     q = stop + 1;
   }
   return -1;
