@@ -818,7 +818,8 @@ AGENTWS_EXTERN int agentws_conn_get_token_exp(agentws_manager *m,
 
 /*
  * Every lifecycle event is checked before it is queued, in the order
- * clients will see it: per run_id, the first event is agent_started;
+ * clients will see it: per run (a run_id of one target: the same id for
+ * two users is two runs), the first event is agent_started;
  * tool_completed needs an open tool_executing with the same tool_call_id;
  * a tool_call_id is used once; agent_completed / agent_error end the run
  * and nothing of it may follow; agent_completed with tool calls still open

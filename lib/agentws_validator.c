@@ -26,7 +26,8 @@ typedef struct call {
 } call;
 
 struct run {
-  char *id;            /* owned; the map key */
+  char *key;           /* owned; the map key: target, target id, run id */
+  const char *id;      /* the run id, inside key */
   char *target_id;     /* owned */
   int target;
   int ended;
@@ -147,14 +148,14 @@ static void calls_free(agentws__validator *v, run *r) {
 }
 
 static void run_free(agentws__validator *v, run *r) {
-  agentws__strmap_del(&v->runs, r->id);
+  agentws__strmap_del(&v->runs, r->key);
   agentws__list_remove(&r->node);
   if (r->ended)
     v->nended--;
   else
     v->nlive--;
   calls_free(v, r);
-  agentws__mem_free(v->mem, r->id);
+  agentws__mem_free(v->mem, r->key);
   agentws__mem_free(v->mem, r->target_id);
   agentws__mem_free(v->mem, r);
 }
@@ -330,6 +331,27 @@ static int make_room(agentws__validator *v, uint64_t now,
   return 0;
 }
 
+/* "U|alice\nr-1": runs of different targets never share state, even with
+ * the same run id. Into |buf| (|cap| bytes) or, if NULL, a new string. */
+static char *make_key(const agentws__mem *mem, const agentws__emit_args *a,
+                      char *buf, size_t cap) {
+  size_t t = strlen(a->target_id), n = strlen(a->run_id);
+  if (buf == NULL) {
+    cap = t + n + 4;
+    buf = agentws__mem_malloc(mem, cap);
+    if (buf == NULL)
+      return NULL;
+  } else if (t + n + 4 > cap) {
+    return NULL;
+  }
+  buf[0] = a->target == AGENTWS_TARGET_ROOM ? 'R' : 'U';
+  buf[1] = '|';
+  memcpy(buf + 2, a->target_id, t);
+  buf[2 + t] = '\n';
+  memcpy(buf + 3 + t, a->run_id, n + 1);
+  return buf;
+}
+
 static run *new_run(agentws__validator *v, const agentws__emit_args *a,
                     uint64_t now, agentws__synth_fn synth, void *ctx) {
   run *r;
@@ -337,12 +359,13 @@ static run *new_run(agentws__validator *v, const agentws__emit_args *a,
   r = agentws__mem_calloc(v->mem, 1, sizeof(*r));
   if (r == NULL)
     return NULL;
-  r->id = agentws__mem_strndup(v->mem, a->run_id, strlen(a->run_id));
+  r->key = make_key(v->mem, a, NULL, 0);
+  r->id = r->key != NULL ? r->key + 3 + strlen(a->target_id) : NULL;
   r->target_id = agentws__mem_strndup(v->mem, a->target_id,
                                       strlen(a->target_id));
   if (r->id == NULL || r->target_id == NULL ||
-      agentws__strmap_put(&v->runs, v->mem, r->id, r) != 0) {
-    agentws__mem_free(v->mem, r->id);
+      agentws__strmap_put(&v->runs, v->mem, r->key, r) != 0) {
+    agentws__mem_free(v->mem, r->key);
     agentws__mem_free(v->mem, r->target_id);
     agentws__mem_free(v->mem, r);
     return NULL;
@@ -485,7 +508,12 @@ int agentws__validator_check(agentws__validator *v,
   int o;
   if (!v->enabled || a->type == AGENTWS__EV_CUSTOM || a->run_id == NULL)
     return AGENTWS__V_DELIVER;
-  r = agentws__strmap_get(&v->runs, a->run_id);
+  {
+    char buf[2 * AGENTWS__MAX_NAME + 8];
+    if (make_key(v->mem, a, buf, sizeof(buf)) == NULL)
+      return AGENTWS__V_DELIVER; /* over the schema limits: never here */
+    r = agentws__strmap_get(&v->runs, buf);
+  }
   if (r != NULL && r->ended) {
     o = decide(v, AGENTWS_RULE_AFTER_TERMINAL, a, r, AGENTWS_OUTCOME_DROPPED,
                "event after the run ended%s", NULL);

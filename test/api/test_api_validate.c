@@ -1284,17 +1284,15 @@ static void test_stall_error_never_too_big(void **state) {
   th_finish(&s);
 }
 
-/* BUG (or design gap): runs are keyed by run_id alone, not by target.
+/* Fixed (was a design gap): runs are keyed by target and run_id.
  * When two users' agents use the same run_id, user b's agent_started is
  * taken for a duplicate start of user a's run and dropped under repair,
  * and b's following events are delivered: b's client sees a run that
  * never started. */
-static void known_bug_run_id_shared_across_targets(void **state) {
+static void test_run_id_per_target(void **state) {
   static th_server s;
   tc_client a, b;
   (void)state;
-  if (!known_bugs())
-    skip();
   vstart(&s, vcfg(AGENTWS_VALIDATION_REPAIR));
   connect_user(&s, &a, "ua");
   connect_user(&s, &b, "ub");
@@ -1304,6 +1302,7 @@ static void known_bug_run_id_shared_across_targets(void **state) {
   expect_ev(&a, T_STARTED, "run-1", 0);
   /* b's own run must start for b's client. */
   expect_ev(&b, T_STARTED, "run-1", 0);
+  expect_ev(&b, T_THINKING, "run-1", 0);
   close_client(&s, &a);
   close_client(&s, &b);
   th_finish(&s);
@@ -1349,7 +1348,7 @@ int main(void) {
       cmocka_unit_test(test_names),
       TH_TEST(test_synth_never_too_big),
       TH_TEST(test_stall_error_never_too_big),
-      TH_TEST(known_bug_run_id_shared_across_targets),
+      TH_TEST(test_run_id_per_target),
       TH_TEST(known_bug_schema_not_counted),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
