@@ -30,8 +30,10 @@ static int emit(agentws_manager *m, agentws__emit_args *a) {
   if (m->cfg->raw_messages)
     return AGENTWS_ERR_INVALID_STATE;
   if (a->target == AGENTWS_TARGET_ROOM && a->target_id != NULL &&
-      !agentws__room_valid(a->target_id))
+      !agentws__room_valid(a->target_id)) {
+    agentws__validate_schema_failure(e);
     return AGENTWS_ERR_INVALID_ARGUMENT;
+  }
   a->ts_ms = wall_ms();
   rv = agentws__event_build(e->mem, a, m->cfg->max_event_bytes, &ev);
   if (rv != 0) {
@@ -92,8 +94,11 @@ int agentws_emit_agent_thinking(agentws_manager *m, int target,
                                 const char *text, size_t text_len,
                                 const char *data_json) {
   agentws__emit_args a;
-  if (text == NULL && text_len > 0)
+  if (text == NULL && text_len > 0) {
+    if (m != NULL)
+      agentws__validate_schema_failure(&m->emitter);
     return AGENTWS_ERR_INVALID_ARGUMENT;
+  }
   TARGET_ARGS(a, target, target_id);
   a.type = AGENTWS__EV_AGENT_THINKING;
   a.run_id = run_id;
