@@ -1210,12 +1210,7 @@ static void test_names(void **state) {
   assert_string_equal(agentws_stat_name(AGENTWS_STAT_RUNS_LIVE), "runs_live");
 }
 
-/* ============================================================ known bugs */
-
-static int known_bugs(void) {
-  const char *e = getenv("AGENTWS_KNOWN_BUGS");
-  return e != NULL && strcmp(e, "1") == 0;
-}
+/* ===================================== regressions (bugs found and fixed) */
 
 /* Fixed (was a bug): under repair, when the synthesized agent_started does not fit in
  * max_event_bytes (it is ~50 bytes bigger than an empty agent_thinking),
