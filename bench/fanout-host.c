@@ -72,6 +72,7 @@ struct opts {
   double rate;     /* events/s in total; 0 = saturation */
   int threads;
   int thinking;    /* 1: agent_thinking, 0: custom "bench" */
+  int validation;  /* AGENTWS_VALIDATION_*, or -1: the library's default */
   int size;        /* approximate envelope bytes */
   int batch;       /* saturation: events between markers */
   int window;      /* saturation: markers outstanding at most; 0 = no bound */
@@ -394,7 +395,7 @@ static int inum(const char *name, const char *s, int lo, int hi, int *out) {
 static int parse_opts(int argc, char **argv, struct opts *o) {
   enum { O_PORT = 256, O_CONNS, O_USERS, O_DURATION, O_WARMUP, O_TAIL,
          O_LINGER, O_RATE, O_THREADS, O_TYPE, O_SIZE, O_BATCH, O_WINDOW,
-         O_MAXPU, O_MAXQ, O_SNDBUF, O_WAIT, O_HELP };
+         O_MAXPU, O_MAXQ, O_SNDBUF, O_WAIT, O_VALIDATION, O_HELP };
   static const struct option lo[] = {
       {"port", required_argument, NULL, O_PORT},
       {"conns", required_argument, NULL, O_CONNS},
@@ -413,11 +414,13 @@ static int parse_opts(int argc, char **argv, struct opts *o) {
       {"max-queued-kb", required_argument, NULL, O_MAXQ},
       {"sndbuf-kb", required_argument, NULL, O_SNDBUF},
       {"wait", required_argument, NULL, O_WAIT},
+      {"validation", required_argument, NULL, O_VALIDATION},
       {"help", no_argument, NULL, O_HELP},
       {NULL, 0, NULL, 0}};
   int ch, r = 0;
   memset(o, 0, sizeof(*o));
   o->conns = -1;
+  o->validation = -1;
   o->users = -1;
   o->duration = 5;
   o->warmup = 1;
@@ -450,6 +453,18 @@ static int parse_opts(int argc, char **argv, struct opts *o) {
       }
       break;
     case O_SIZE: r = inum("size", optarg, 64, PAD_MAX, &o->size); break;
+    case O_VALIDATION: {
+      static const char *const pol[] = {"off", "warn", "strict", "repair"};
+      int k;
+      for (k = 0; k < 4 && strcmp(optarg, pol[k]) != 0; k++)
+        ;
+      if (k == 4) {
+        fprintf(stderr, "fanout-host: --validation off|warn|strict|repair\n");
+        r = -1;
+      }
+      o->validation = k;
+      break;
+    }
     case O_BATCH: r = inum("batch", optarg, 1, 1000000, &o->batch); break;
     case O_WINDOW: r = inum("window", optarg, 0, 1000000, &o->window); break;
     case O_MAXPU: r = inum("max-conns-per-user", optarg, 1, 100000, &o->max_per_user); break;
@@ -518,8 +533,17 @@ static void print_report(struct host *h, double emit_s, double window_s,
   for (i = 0; i < nrss; i++)
     if (rss[i] > rss_max)
       rss_max = rss[i];
+  {
+    agentws_stats *st = NULL;
+    if (agentws_stats_new(&st) == 0 && agentws_manager_get_stats(h->m, st) == 0)
+      fprintf(stderr, "fanout-host: validation %d: violations %llu\n",
+              o->validation,
+              (unsigned long long)(agentws_stats_get(st, AGENTWS_STAT_VIOLATIONS_WARNED) +
+                                   agentws_stats_get(st, AGENTWS_STAT_VIOLATIONS_REFUSED)));
+    agentws_stats_free(st);
+  }
   printf("{\"host\":\"fanout\",\"ok\":%s,\"conns\":%d,\"users\":%d,"
-         "\"type\":\"%s\",\"size\":%d,\"threads\":%d,\"mode\":\"%s\","
+         "\"type\":\"%s\",\"validation\":%d,\"size\":%d,\"threads\":%d,\"mode\":\"%s\","
          "\"rate\":%.0f,\"batch\":%d,\"window\":%d,"
          "\"opened\":%llu,\"open_end\":%d,"
          "\"emit_s\":%.3f,\"events\":%llu,\"events_per_s\":%.1f,"
@@ -528,7 +552,8 @@ static void print_report(struct host *h, double emit_s, double window_s,
          "\"cpu_s\":%.3f,\"cpu_window_s\":%.3f,\"loop_cpu_window_s\":%.3f,"
          "\"emit_cpu_window_s\":%.3f,",
          ok ? "true" : "false", o->conns, o->users,
-         o->thinking ? "agent_thinking" : "custom", o->size, o->threads,
+         o->thinking ? "agent_thinking" : "custom", o->validation, o->size,
+         o->threads,
          o->rate > 0 ? "rate" : "saturation", o->rate, o->batch, o->window,
          (unsigned long long)atomic_load(&h->opened), open_end, emit_s,
          ev_total, emit_s > 0 ? (double)ev_total / emit_s : 0.0, window_s,
@@ -605,7 +630,9 @@ int main(int argc, char **argv) {
       (o->max_queued_kb > 0 &&
        agentws_config_set_max_queued_bytes(cfg, (uint64_t)o->max_queued_kb * 1024) != 0) ||
       (o->sndbuf_kb > 0 &&
-       agentws_config_set_socket_send_buffer(cfg, (uint64_t)o->sndbuf_kb * 1024) != 0)) {
+       agentws_config_set_socket_send_buffer(cfg, (uint64_t)o->sndbuf_kb * 1024) != 0) ||
+      (o->validation >= 0 &&
+       agentws_config_set_validation(cfg, o->validation) != 0)) {
     fprintf(stderr, "fanout-host: config failed\n");
     return 1;
   }
@@ -648,6 +675,13 @@ int main(int argc, char **argv) {
   t0 = mono_s();
   h->probe_t0 = t0;
   cpu0 = rusage_cpu_s();
+  /* Thinking events belong to run "r-1" of each user: start it, so the
+   * validator (if on) sees a valid lifecycle, not a violation per event. */
+  for (i = 0; o->thinking && i < o->users; i++)
+    if (agentws_emit_agent_started(h->m, AGENTWS_TARGET_USER, h->user_ids[i],
+                                   "r-1", "bench", NULL) != 0)
+      fprintf(stderr, "fanout-host: agent_started for %s failed\n",
+              h->user_ids[i]);
   for (i = 0; i < o->threads; i++) {
     struct emitter *em = &h->em[i];
     em->idx = i;
