@@ -881,7 +881,10 @@ AGENTWS_EXTERN int agentws_config_set_tool_timeout_ms(agentws_config *cfg,
 /* Live runs tracked, 1 .. 10000000 (then the least recently active one is
  * forgotten: AGENTWS_RULE_RUN_LIMIT); ended runs are remembered (to catch
  * events after the end) as many and for run_keep_ms, 0 .. 86400000.
- * Defaults 100000 and 600000. Since: 0.1 */
+ * Defaults 100000 and 600000. Per run at most 4096 open tool calls are
+ * tracked (a call past that is delivered unchecked, and its result then
+ * looks like an orphan) and the last 256 finished call ids remembered.
+ * Since: 0.1 */
 AGENTWS_EXTERN int agentws_config_set_max_live_runs(agentws_config *cfg,
                                                     int64_t n);
 AGENTWS_EXTERN int agentws_config_set_run_keep_ms(agentws_config *cfg,
