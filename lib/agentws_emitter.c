@@ -12,13 +12,6 @@
 
 /* ------------------------------------------------------------ emit side */
 
-static int64_t wall_ms(void) {
-  uv_timeval64_t tv;
-  if (uv_gettimeofday(&tv) != 0)
-    return 0;
-  return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
-
 /* Builds on the calling thread, queues under the lock, wakes the loop. */
 static int emit(agentws_manager *m, agentws__emit_args *a) {
   agentws__emitter *e;
@@ -34,7 +27,7 @@ static int emit(agentws_manager *m, agentws__emit_args *a) {
     agentws__validate_schema_failure(e);
     return AGENTWS_ERR_INVALID_ARGUMENT;
   }
-  a->ts_ms = wall_ms();
+  a->ts_ms = agentws__wall_ms();
   rv = agentws__event_build(e->mem, a, m->cfg->max_event_bytes, &ev);
   if (rv != 0) {
     if (rv != AGENTWS_ERR_NOMEM)

@@ -17,11 +17,8 @@ static int synth(void *ctx, const agentws__emit_args *src) {
   agentws__emitter *e = ctx;
   agentws__emit_args a = *src;
   agentws__event *ev;
-  uv_timeval64_t tv;
   int rv;
-  a.ts_ms = uv_gettimeofday(&tv) == 0
-                ? (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000
-                : 0;
+  a.ts_ms = agentws__wall_ms();
   /* A repair must not fail for size: its ids passed the schema limits, so
    * it fits in 4 KiB whatever max_event_bytes says. */
   rv = agentws__event_build(e->mem, &a,
