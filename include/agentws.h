@@ -959,6 +959,88 @@ typedef struct agentws_stats agentws_stats;
 #define AGENTWS_STAT_EVENTS_SYNTHESIZED 35  /* events made by repairs */
 #define AGENTWS_STAT_RUNS_LIVE 36           /* gauge: runs tracked now */
 #define AGENTWS_STAT_CLIENT_MESSAGES_REFUSED 37 /* answered with "error" */
+/* Monitor counters and gauges (Since: 0.1). Gauges are published by the
+ * loop thread at every monitor tick (monitor_interval_ms) and before each
+ * /metrics answer. */
+#define AGENTWS_STAT_CONNECTIONS 38          /* gauge: open WebSockets */
+#define AGENTWS_STAT_CONNECTIONS_OPENED 39   /* handshakes completed (101) */
+#define AGENTWS_STAT_CONNECTIONS_CLOSED 40   /* opened ones that ended */
+/* ... of which by close code (reported to on_close): */
+#define AGENTWS_STAT_CLOSED_1000 41
+#define AGENTWS_STAT_CLOSED_1001 42
+#define AGENTWS_STAT_CLOSED_1002 43
+#define AGENTWS_STAT_CLOSED_1005 44
+#define AGENTWS_STAT_CLOSED_1006 45
+#define AGENTWS_STAT_CLOSED_1007 46
+#define AGENTWS_STAT_CLOSED_1008 47
+#define AGENTWS_STAT_CLOSED_1009 48
+#define AGENTWS_STAT_CLOSED_1011 49
+#define AGENTWS_STAT_CLOSED_1013 50
+#define AGENTWS_STAT_CLOSED_4001 51
+#define AGENTWS_STAT_CLOSED_OTHER 52         /* any other code */
+/* HTTP requests answered with an error status instead of 101: */
+#define AGENTWS_STAT_REFUSED_400 53
+#define AGENTWS_STAT_REFUSED_401 54
+#define AGENTWS_STAT_REFUSED_403 55
+#define AGENTWS_STAT_REFUSED_404 56
+#define AGENTWS_STAT_REFUSED_405 57
+#define AGENTWS_STAT_REFUSED_408 58
+#define AGENTWS_STAT_REFUSED_426 59
+#define AGENTWS_STAT_REFUSED_429 60
+#define AGENTWS_STAT_REFUSED_431 61
+#define AGENTWS_STAT_REFUSED_500 62
+#define AGENTWS_STAT_REFUSED_503 63
+#define AGENTWS_STAT_REFUSED_505 64
+#define AGENTWS_STAT_REFUSED_OTHER 65
+/* Events published (seq assigned), by type: */
+#define AGENTWS_STAT_EMITTED_AGENT_STARTED 66
+#define AGENTWS_STAT_EMITTED_AGENT_THINKING 67
+#define AGENTWS_STAT_EMITTED_TOOL_EXECUTING 68
+#define AGENTWS_STAT_EMITTED_TOOL_COMPLETED 69
+#define AGENTWS_STAT_EMITTED_AGENT_COMPLETED 70
+#define AGENTWS_STAT_EMITTED_AGENT_ERROR 71
+#define AGENTWS_STAT_EMITTED_CUSTOM 72
+#define AGENTWS_STAT_EVENTS_DELIVERED 73  /* queued to a connection */
+#define AGENTWS_STAT_EVENTS_WRITTEN 74    /* ... taken by the kernel */
+#define AGENTWS_STAT_EVENTS_ACKED 75      /* ... acknowledged by clients */
+#define AGENTWS_STAT_EVENTS_REPLAYED 76   /* delivered from the backlog */
+#define AGENTWS_STAT_EVENTS_COALESCED 77  /* thinking deltas merged away */
+/* Events that reached nobody, by reason: */
+#define AGENTWS_STAT_DROPPED_INVALID 78    /* emit refused: malformed */
+#define AGENTWS_STAT_DROPPED_VALIDATION 79 /* strict refused, repair dropped */
+#define AGENTWS_STAT_DROPPED_SHUTDOWN 80   /* emit after the close began */
+#define AGENTWS_STAT_DROPPED_NOMEM 81      /* out of memory */
+#define AGENTWS_STAT_DROPPED_MISSED 82     /* asked for by a resume, gone */
+#define AGENTWS_STAT_SLOW_CONSUMER_CLOSES 83 /* closed with 1013 */
+#define AGENTWS_STAT_BYTES_RECEIVED 84     /* from sockets */
+#define AGENTWS_STAT_BYTES_SENT 85         /* to sockets */
+#define AGENTWS_STAT_QUEUED_BYTES 86       /* gauge: output waiting */
+#define AGENTWS_STAT_QUEUED_BYTES_MAX 87   /* gauge: its highest so far */
+#define AGENTWS_STAT_USERS 88              /* gauge: users known */
+#define AGENTWS_STAT_ROOMS 89              /* gauge: rooms known */
+#define AGENTWS_STAT_RUNS_STALLED 90       /* gauge: live runs stalled */
+#define AGENTWS_STAT_LOOP_LAG_US 91        /* gauge: last measured lag */
+#define AGENTWS_STAT_LOOP_LAG_MAX_US 92    /* gauge: highest lag so far */
+/* Alerts fired by rule (AGENTWS_ALERT_* + 93) ... */
+#define AGENTWS_STAT_ALERTS_RUN_STALLED 93
+#define AGENTWS_STAT_ALERTS_TOOL_TIMEOUT 94
+#define AGENTWS_STAT_ALERTS_UNACKED 95
+#define AGENTWS_STAT_ALERTS_SLOW_CONSUMER 96
+#define AGENTWS_STAT_ALERTS_HALF_OPEN 97
+#define AGENTWS_STAT_ALERTS_LOOP_LAG 98
+#define AGENTWS_STAT_ALERTS_AUTH_TIMEOUTS 99
+#define AGENTWS_STAT_ALERTS_VALIDATION_RATE 100
+/* ... and firing now, by rule (gauges, AGENTWS_ALERT_* + 101). */
+#define AGENTWS_STAT_ACTIVE_RUN_STALLED 101
+#define AGENTWS_STAT_ACTIVE_TOOL_TIMEOUT 102
+#define AGENTWS_STAT_ACTIVE_UNACKED 103
+#define AGENTWS_STAT_ACTIVE_SLOW_CONSUMER 104
+#define AGENTWS_STAT_ACTIVE_HALF_OPEN 105
+#define AGENTWS_STAT_ACTIVE_LOOP_LAG 106
+#define AGENTWS_STAT_ACTIVE_AUTH_TIMEOUTS 107
+#define AGENTWS_STAT_ACTIVE_VALIDATION_RATE 108
+#define AGENTWS_STAT_HTTP_REQUESTS 109     /* /metrics, /healthz, /readyz,
+                                              host pages answered */
 
 /* Returns 0, AGENTWS_ERR_INVALID_ARGUMENT or AGENTWS_ERR_NOMEM. */
 AGENTWS_EXTERN int agentws_stats_new(agentws_stats **out);
@@ -973,6 +1055,220 @@ AGENTWS_EXTERN uint64_t agentws_stats_get(const agentws_stats *st,
 /* The counter's snake_case name ("auth_accepted"), or NULL if |stat| is
  * not one this library knows: loop 0 .. until NULL to list them. */
 AGENTWS_EXTERN const char *agentws_stat_name(int stat);
+
+/* Latency histograms in a snapshot (log-bucketed, fixed memory: 4 buckets
+ * per power of two from 1 us to ~69 s; a quantile is the upper bound of
+ * its bucket, so at most 19% high). Since: 0.1 */
+#define AGENTWS_HIST_EMIT_TO_WRITE 0 /* emit() to the kernel taking it */
+#define AGENTWS_HIST_EMIT_TO_ACK 1   /* emit() to the client's ack */
+#define AGENTWS_HIST_HANDSHAKE 2     /* accept to 101 sent */
+
+/* "emit_to_write", "emit_to_ack", "handshake"; NULL if unknown. */
+AGENTWS_EXTERN const char *agentws_hist_name(int hist);
+/* Samples in histogram |hist| of |st| (0 if unknown). */
+AGENTWS_EXTERN uint64_t agentws_stats_hist_count(const agentws_stats *st,
+                                                 int hist);
+/* Sum of those samples in nanoseconds. */
+AGENTWS_EXTERN uint64_t agentws_stats_hist_sum_ns(const agentws_stats *st,
+                                                  int hist);
+/* Stores in |*ns| the |q|-quantile (0.0 .. 1.0, e.g. 0.99) of |hist| in
+ * nanoseconds (0 when it has no samples). Returns 0,
+ * AGENTWS_ERR_INVALID_ARGUMENT or AGENTWS_ERR_OUT_OF_RANGE (|q|). */
+AGENTWS_EXTERN int agentws_stats_hist_quantile(const agentws_stats *st,
+                                               int hist, double q,
+                                               uint64_t *ns);
+
+/* --------------------------------------------------------------- monitor */
+
+/*
+ * The monitor watches for silent failures and calls on_alert once when a
+ * condition starts ("firing") and once when it ends ("cleared"), on the
+ * loop thread. Rules, each with its counters (AGENTWS_STAT_ALERTS_* fired,
+ * AGENTWS_STAT_ACTIVE_* firing now):
+ *   run_stalled      a live run had no event for stall_timeout_ms; clears
+ *                    with its next event or its end (under repair/strict
+ *                    the library ends it at once, so it clears at once);
+ *                    needs validation not off for every rule
+ *   tool_timeout     a tool call had no result for tool_timeout_ms; as
+ *                    above, clears with the result or the run's end
+ *   unacked          a connection that acks has had written events
+ *                    unacknowledged for alert_ack_timeout_ms
+ *   slow_consumer    a connection's pending output (queued plus owed from
+ *                    the backlog) is over alert_queue_bytes and grew since
+ *                    the last tick: it may hit max_queued_bytes (1013);
+ *                    clears below half of it or when the connection ends
+ *   half_open        a ping has gone unanswered for half pong_timeout_ms;
+ *                    clears with any sign of life, or when the connection
+ *                    is dropped at pong_timeout_ms
+ *   loop_lag         the loop ran a tick alert_loop_lag_ms or more late
+ *   auth_timeouts    on_authenticate left alert_auth_timeouts or more
+ *                    handshakes unanswered within one alert_window_ms
+ *   validation_rate  more than alert_violations_per_s violations per
+ *                    second over one alert_window_ms
+ * The rate rules clear after a window below their threshold.
+ */
+#define AGENTWS_ALERT_RUN_STALLED 0
+#define AGENTWS_ALERT_TOOL_TIMEOUT 1
+#define AGENTWS_ALERT_UNACKED 2
+#define AGENTWS_ALERT_SLOW_CONSUMER 3
+#define AGENTWS_ALERT_HALF_OPEN 4
+#define AGENTWS_ALERT_LOOP_LAG 5
+#define AGENTWS_ALERT_AUTH_TIMEOUTS 6
+#define AGENTWS_ALERT_VALIDATION_RATE 7
+
+#define AGENTWS_SEVERITY_INFO 0
+#define AGENTWS_SEVERITY_WARNING 1
+#define AGENTWS_SEVERITY_CRITICAL 2
+
+/* An alert, read through accessors during on_alert only. */
+typedef struct agentws_alert agentws_alert;
+
+/* An alert fired or cleared. Loop thread. Since: 0.1 */
+typedef void (*agentws_on_alert_cb)(agentws_manager *m,
+                                    const agentws_alert *alert,
+                                    void *user_data);
+AGENTWS_EXTERN void agentws_callbacks_set_on_alert(agentws_callbacks *cbs,
+                                                   agentws_on_alert_cb cb);
+
+/* Accessors; a NULL |a| gives 0, NULL or -1. Strings are owned by the
+ * library and NUL-terminated. Since: 0.1 for all. */
+/* AGENTWS_ALERT_* */
+AGENTWS_EXTERN int agentws_alert_get_rule(const agentws_alert *a);
+/* AGENTWS_SEVERITY_* */
+AGENTWS_EXTERN int agentws_alert_get_severity(const agentws_alert *a);
+/* 1: the condition started; 0: it cleared. */
+AGENTWS_EXTERN int agentws_alert_is_firing(const agentws_alert *a);
+/* The connection concerned, 0 if none. */
+AGENTWS_EXTERN uint64_t agentws_alert_get_conn(const agentws_alert *a);
+/* The user (or, for a room's run, the room id) concerned, or "". */
+AGENTWS_EXTERN const char *agentws_alert_get_target(const agentws_alert *a);
+/* The run concerned, or "". */
+AGENTWS_EXTERN const char *agentws_alert_get_run(const agentws_alert *a);
+/* The tool call concerned (tool_timeout), or "". */
+AGENTWS_EXTERN const char *
+agentws_alert_get_tool_call(const agentws_alert *a);
+/* What was measured (ms of lag or quiet, bytes pending, events unacked,
+ * timeouts or violations in the window) and the threshold it crossed. */
+AGENTWS_EXTERN int64_t agentws_alert_get_value(const agentws_alert *a);
+AGENTWS_EXTERN int64_t agentws_alert_get_threshold(const agentws_alert *a);
+/* A short English description. */
+AGENTWS_EXTERN const char *agentws_alert_get_message(const agentws_alert *a);
+/* "run_stalled", ... for AGENTWS_ALERT_*; NULL if unknown. */
+AGENTWS_EXTERN const char *agentws_alert_rule_name(int rule);
+/* "info", "warning", "critical"; NULL if unknown. */
+AGENTWS_EXTERN const char *agentws_severity_name(int severity);
+
+/* Monitor options. Each returns 0, AGENTWS_ERR_INVALID_ARGUMENT or
+ * AGENTWS_ERR_OUT_OF_RANGE. Since: 0.1 for all. */
+/* 0: no latency histograms, detectors or gauges (counters stay); for
+ * measuring the monitor's own cost. Default 1. */
+AGENTWS_EXTERN int agentws_config_set_monitor(agentws_config *cfg,
+                                              int enabled);
+/* The tick that samples gauges, loop lag and connections, 10 .. 60000 ms.
+ * Default 1000. */
+AGENTWS_EXTERN int
+agentws_config_set_monitor_interval_ms(agentws_config *cfg, int64_t ms);
+/* loop_lag threshold, 0 (off) or 1 .. 600000 ms. Default 250. */
+AGENTWS_EXTERN int agentws_config_set_alert_loop_lag_ms(agentws_config *cfg,
+                                                        int64_t ms);
+/* unacked deadline, 0 (off) or 10 .. 86400000 ms. Default 30000. */
+AGENTWS_EXTERN int
+agentws_config_set_alert_ack_timeout_ms(agentws_config *cfg, int64_t ms);
+/* slow_consumer threshold, 0 (off) or 1024 .. 2^32 bytes. Default: a
+ * quarter of max_queued_bytes. */
+AGENTWS_EXTERN int
+agentws_config_set_alert_queue_bytes(agentws_config *cfg, uint64_t bytes);
+/* auth_timeouts threshold per window, 0 (off) or 1 .. 1000000.
+ * Default 1. */
+AGENTWS_EXTERN int
+agentws_config_set_alert_auth_timeouts(agentws_config *cfg, int64_t n);
+/* validation_rate threshold, 0 (off) or 1 .. 10000000 violations/s.
+ * Default 10. */
+AGENTWS_EXTERN int
+agentws_config_set_alert_violations_per_s(agentws_config *cfg, int64_t n);
+/* Window of the rate rules, 100 .. 3600000 ms. Default 10000. */
+AGENTWS_EXTERN int agentws_config_set_alert_window_ms(agentws_config *cfg,
+                                                      int64_t ms);
+
+/* ------------------------------------------------------- HTTP endpoints */
+
+/*
+ * On the listening port, besides the WebSocket path:
+ *   GET /metrics  Prometheus text exposition (version 0.0.4), agentws_
+ *                 prefix; see README "Monitoring" for the names.
+ *   GET /healthz  liveness: 200 {"status":"ok",...} (503 "closing").
+ *   GET /readyz   readiness: 200 {"status":"ready",...}, or 503
+ *                 {"status":"not_ready","reasons":[...]} when closing,
+ *                 the loop lags ready_max_loop_lag_ms or more, or queued
+ *                 output is over ready_max_queued_bytes.
+ * With an http_token set, each needs "Authorization: Bearer <token>"
+ * (else 401). Since: 0.1 for all.
+ */
+/* 1 (default) serves GET /metrics; 0 answers 404. */
+AGENTWS_EXTERN int agentws_config_set_metrics(agentws_config *cfg,
+                                              int enabled);
+/* 1 (default) serves GET /readyz; 0 answers 404. */
+AGENTWS_EXTERN int agentws_config_set_readyz(agentws_config *cfg,
+                                             int enabled);
+/* Bearer token for /metrics, /healthz and /readyz (1 .. 1024 bytes of
+ * visible ASCII, copied); NULL or "" removes it. Default none. */
+AGENTWS_EXTERN int agentws_config_set_http_token(agentws_config *cfg,
+                                                 const char *token);
+/* Readiness bounds: loop lag 1 .. 600000 ms (default 1000) and total
+ * queued output 0 (off) or 1024 .. 2^40 bytes (default 1 GiB). */
+AGENTWS_EXTERN int
+agentws_config_set_ready_max_loop_lag_ms(agentws_config *cfg, int64_t ms);
+AGENTWS_EXTERN int
+agentws_config_set_ready_max_queued_bytes(agentws_config *cfg,
+                                          uint64_t bytes);
+
+/*
+ * A GET or HEAD request for a path the library does not serve (not the
+ * WebSocket path nor an enabled endpoint above). Answer it with
+ * agentws_http_respond() inside the hook and return 0; return nonzero
+ * (or do not answer) for 404. |req| as in on_authenticate. Since: 0.1
+ */
+typedef int (*agentws_on_http_cb)(agentws_manager *m, uint64_t conn_id,
+                                  const agentws_request *req,
+                                  void *user_data);
+AGENTWS_EXTERN void agentws_callbacks_set_on_http(agentws_callbacks *cbs,
+                                                  agentws_on_http_cb cb);
+
+/* Answers the request of on_http with |status| (200 .. 599),
+ * |content_type| (NULL: "application/octet-stream") and |len| bytes of
+ * |body| (copied; omitted for HEAD), then closes the connection. Returns
+ * 0, AGENTWS_ERR_NOT_FOUND (not inside on_http for |conn_id|),
+ * AGENTWS_ERR_OUT_OF_RANGE, AGENTWS_ERR_INVALID_ARGUMENT or
+ * AGENTWS_ERR_NOMEM. Loop thread, inside on_http only. Since: 0.1 */
+AGENTWS_EXTERN int agentws_http_respond(agentws_manager *m, uint64_t conn_id,
+                                        int status, const char *content_type,
+                                        const uint8_t *body, size_t len);
+
+/* The request method, e.g. "GET". Loop thread only. Since: 0.1 */
+AGENTWS_EXTERN const char *
+agentws_request_get_method(const agentws_request *req);
+
+/* ------------------------------------------------------------------ log */
+
+#define AGENTWS_LOG_ERROR 0
+#define AGENTWS_LOG_WARN 1
+#define AGENTWS_LOG_INFO 2
+#define AGENTWS_LOG_DEBUG 3
+
+/* A log line (|message|, NUL-terminated, no newline) at |level|
+ * (AGENTWS_LOG_*), on the loop thread. Tokens, secrets and message
+ * contents never appear in it. Without this hook the library writes
+ * nothing, except the dev_insecure warning to stderr. Since: 0.1 */
+typedef void (*agentws_on_log_cb)(agentws_manager *m, int level,
+                                  const char *message, void *user_data);
+AGENTWS_EXTERN void agentws_callbacks_set_on_log(agentws_callbacks *cbs,
+                                                 agentws_on_log_cb cb);
+/* Most verbose level passed to on_log, AGENTWS_LOG_ERROR ..
+ * AGENTWS_LOG_DEBUG. Default AGENTWS_LOG_INFO. Since: 0.1 */
+AGENTWS_EXTERN int agentws_config_set_log_level(agentws_config *cfg,
+                                                int level);
+/* "error", "warn", "info", "debug"; NULL if unknown. Since: 0.1 */
+AGENTWS_EXTERN const char *agentws_log_level_name(int level);
 
 /* ------------------------------------------------------------- emitting */
 

@@ -13,7 +13,8 @@
 #include "agentws_utf8.h"
 
 struct agentws_request {
-  char *target;   /* NUL-terminated copies */
+  char *method;   /* NUL-terminated copies */
+  char *target;
   char *remote;
   char *user;     /* the verified token's user and claims (owned), or NULL */
   char *claims;
@@ -21,6 +22,10 @@ struct agentws_request {
   char **names;   /* nheaders names, then nheaders values */
   char **values;
 };
+
+const char *agentws_request_get_method(const agentws_request *req) {
+  return req != NULL ? req->method : NULL;
+}
 
 const char *agentws_request_get_target(const agentws_request *req) {
   return req != NULL ? req->target : NULL;
@@ -49,7 +54,7 @@ const char *agentws_request_get_claims(const agentws_request *req) {
   return req != NULL ? req->claims : NULL;
 }
 
-static void request_free(agentws_manager *m, agentws_request *r) {
+void agentws__request_free(agentws_manager *m, agentws_request *r) {
   if (r == NULL)
     return;
   agentws__mem_free(m->mem, r->user);
@@ -58,11 +63,11 @@ static void request_free(agentws_manager *m, agentws_request *r) {
 }
 
 /* One allocation holding the struct, pointer arrays and strings. */
-static agentws_request *request_new(const agentws__mem *mem,
-                                    const agentws__http_request *hr,
-                                    const char *remote) {
-  size_t i, size = sizeof(agentws_request) + hr->target_len + 1 +
-                   strlen(remote) + 1 +
+agentws_request *agentws__request_new(const agentws__mem *mem,
+                                      const agentws__http_request *hr,
+                                      const char *remote) {
+  size_t i, size = sizeof(agentws_request) + hr->method_len + 1 +
+                   hr->target_len + 1 + strlen(remote) + 1 +
                    2 * hr->num_headers * sizeof(char *);
   agentws_request *r;
   char *p;
@@ -76,6 +81,10 @@ static agentws_request *request_new(const agentws__mem *mem,
   r->names = (char **)(void *)(r + 1);
   r->values = r->names + hr->num_headers;
   p = (char *)(r->values + hr->num_headers);
+  r->method = p;
+  memcpy(p, hr->method, hr->method_len);
+  p[hr->method_len] = '\0';
+  p += hr->method_len + 1;
   r->target = p;
   memcpy(p, hr->target, hr->target_len);
   p[hr->target_len] = '\0';
@@ -174,7 +183,7 @@ static void parse_resume(agentws__session *s, const agentws__http_request *r) {
 }
 
 
-static void peer_name(agentws__conn *c, char *out, size_t cap) {
+void agentws__peer_name(agentws__conn *c, char *out, size_t cap) {
   struct sockaddr_storage ss;
   int len = sizeof(ss);
   char ip[48];
@@ -206,7 +215,7 @@ agentws__session *agentws__session_new(agentws_manager *m, agentws__conn *c) {
   agentws__rate_init(&s->rate, now, 2.0 * m->cfg->client_rate);
   agentws__rate_init(&s->errs, now, 10.0);
   s->connected_at = agentws__wall_ms();
-  peer_name(c, s->remote, sizeof(s->remote));
+  agentws__peer_name(c, s->remote, sizeof(s->remote));
   c->app = s;
   return s;
 }
@@ -214,7 +223,7 @@ agentws__session *agentws__session_new(agentws_manager *m, agentws__conn *c) {
 void agentws__session_free(agentws_manager *m, agentws__session *s) {
   agentws__emitter_detach(&m->emitter, s);
   agentws__auth_unschedule(m, s);
-  request_free(m, s->req);
+  agentws__request_free(m, s->req);
   agentws__mem_free(m->mem, s->decided_user);
   s->conn->app = NULL;
   agentws__mem_free(m->mem, s);
@@ -269,7 +278,7 @@ static int run_hook(agentws_manager *m, agentws__conn *c,
                     agentws__session *s, const agentws__http_request *req,
                     agentws__jwt_result *res, const char **reason) {
   int rv;
-  s->req = request_new(m->mem, req, s->remote);
+  s->req = agentws__request_new(m->mem, req, s->remote);
   if (s->req == NULL) {
     *reason = "out of memory";
     return 500;
@@ -291,7 +300,7 @@ static int run_hook(agentws_manager *m, agentws__conn *c,
   }
   if (!s->decided)
     return AGENTWS__PENDING;
-  request_free(m, s->req);
+  agentws__request_free(m, s->req);
   s->req = NULL;
   if (s->decision != 0) {
     agentws__stat_inc(&m->stats, AGENTWS_STAT_AUTH_HOOK_REFUSED);
@@ -389,7 +398,7 @@ int agentws_conn_accept(agentws_manager *m, uint64_t conn_id,
     s->decision = 0;
     return 0;
   }
-  request_free(m, s->req);
+  agentws__request_free(m, s->req);
   s->req = NULL;
   rv = decide_user(m, s, user_id, &reason);
   if (rv == 0)
@@ -416,7 +425,7 @@ int agentws_conn_refuse(agentws_manager *m, uint64_t conn_id, int status,
       s->decided_user = agentws__mem_strndup(m->mem, reason, strlen(reason));
     return 0;
   }
-  request_free(m, s->req);
+  agentws__request_free(m, s->req);
   s->req = NULL;
   agentws__stat_inc(&m->stats, AGENTWS_STAT_AUTH_HOOK_REFUSED);
   agentws__upgrade_refuse(s->conn, status, reason != NULL ? reason : "");

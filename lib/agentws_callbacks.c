@@ -65,3 +65,21 @@ void agentws_callbacks_set_on_violation(agentws_callbacks *cbs,
   if (cbs != NULL)
     cbs->on_violation = cb;
 }
+
+void agentws_callbacks_set_on_alert(agentws_callbacks *cbs,
+                                    agentws_on_alert_cb cb) {
+  if (cbs != NULL)
+    cbs->on_alert = cb;
+}
+
+void agentws_callbacks_set_on_http(agentws_callbacks *cbs,
+                                   agentws_on_http_cb cb) {
+  if (cbs != NULL)
+    cbs->on_http = cb;
+}
+
+void agentws_callbacks_set_on_log(agentws_callbacks *cbs,
+                                  agentws_on_log_cb cb) {
+  if (cbs != NULL)
+    cbs->on_log = cb;
+}

@@ -13,6 +13,9 @@ struct agentws_callbacks {
   agentws_on_client_message_cb on_client_message; /* protocol: other types */
   agentws_on_gap_cb on_gap;         /* a resume missed events */
   agentws_on_violation_cb on_violation; /* the validator found something */
+  agentws_on_alert_cb on_alert;     /* the monitor saw a failure start/end */
+  agentws_on_http_cb on_http;       /* GET of a path the library lacks */
+  agentws_on_log_cb on_log;         /* log lines */
 };
 
 #endif /* AGENTWS_CALLBACKS_H */

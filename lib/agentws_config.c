@@ -30,6 +30,7 @@ static void set_defaults(agentws_config *c) {
   c->tool_timeout_ms = 300000;
   c->max_live_runs = 100000;
   c->run_keep_ms = 600000;
+  agentws__monitor_cfg_init(&c->mon);
 }
 
 int agentws_config_new(agentws_config **out) {
@@ -65,6 +66,7 @@ void agentws_config_free(agentws_config *c) {
     agentws__mem_free(c->mem, c->subprotocols[i]);
   agentws__mem_free(c->mem, c->ws_path);
   agentws__auth_cfg_free(&c->auth, c->mem);
+  agentws__monitor_cfg_free(&c->mon, c->mem);
   agentws__mem_free(c->mem, c);
 }
 
@@ -92,6 +94,7 @@ int agentws__config_copy(agentws_config **out, const agentws_config *src) {
   c->ws_path = NULL;
   c->num_origins = c->num_subprotocols = 0;
   memset(&c->auth, 0, sizeof(c->auth));
+  c->mon.http_token = NULL;
   c->ws_path = agentws__mem_strndup(c->mem, src->ws_path,
                                     strlen(src->ws_path));
   rv = c->ws_path == NULL ? AGENTWS_ERR_NOMEM : 0;
@@ -103,6 +106,8 @@ int agentws__config_copy(agentws_config **out, const agentws_config *src) {
                    src->subprotocols, src->num_subprotocols);
   if (rv == 0)
     rv = agentws__auth_cfg_copy(&c->auth, &src->auth, c->mem);
+  if (rv == 0)
+    rv = agentws__monitor_cfg_copy(&c->mon, &src->mon, c->mem);
   if (rv != 0) {
     agentws_config_free(c);
     return rv;

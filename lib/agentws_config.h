@@ -66,6 +66,31 @@ typedef struct agentws__auth_cfg {
   char *query_param, *cookie;  /* owned names */
 } agentws__auth_cfg;
 
+/* The monitor's options (agentws_monitor_config.c). */
+typedef struct agentws__monitor_cfg {
+  int enabled;                 /* histograms, detectors, gauges */
+  int64_t interval_ms;         /* scan period */
+  int64_t lag_alert_ms;        /* loop_lag threshold; 0 = off */
+  int64_t ack_timeout_ms;      /* unacked deadline; 0 = off */
+  uint64_t queue_alert_bytes;  /* slow_consumer; UINT64_MAX: a quarter of
+                                  max_queued_bytes; 0 = off */
+  int64_t auth_timeouts;       /* per window; 0 = off */
+  int64_t violations_per_s;    /* 0 = off */
+  int64_t window_ms;           /* of the rate rules */
+  int metrics, readyz;         /* serve GET /metrics, /readyz */
+  char *http_token;            /* owned; NULL: endpoints unprotected */
+  int64_t ready_lag_ms;        /* not ready at this loop lag */
+  uint64_t ready_queued_bytes; /* not ready above; 0 = off */
+  int log_level;               /* most verbose AGENTWS_LOG_* passed on */
+} agentws__monitor_cfg;
+
+void agentws__monitor_cfg_init(agentws__monitor_cfg *c);
+int agentws__monitor_cfg_copy(agentws__monitor_cfg *dst,
+                              const agentws__monitor_cfg *src,
+                              const agentws__mem *mem);
+void agentws__monitor_cfg_free(agentws__monitor_cfg *c,
+                               const agentws__mem *mem);
+
 int agentws__auth_cfg_init(agentws__auth_cfg *a, const agentws__mem *mem);
 /* |dst| is overwritten (not freed first). */
 int agentws__auth_cfg_copy(agentws__auth_cfg *dst,
@@ -112,6 +137,7 @@ struct agentws_config {
   int64_t tool_timeout_ms;    /* 0 = off */
   int64_t max_live_runs;
   int64_t run_keep_ms;
+  agentws__monitor_cfg mon;   /* monitor, endpoints, log */
 };
 
 /* The effective policy of |rule|. */

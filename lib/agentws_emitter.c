@@ -25,6 +25,7 @@ static int emit(agentws_manager *m, agentws__emit_args *a) {
   if (a->target == AGENTWS_TARGET_ROOM && a->target_id != NULL &&
       !agentws__room_valid(a->target_id)) {
     agentws__validate_schema_failure(e);
+    agentws__stat_inc_mt(e->stats, AGENTWS_STAT_DROPPED_INVALID);
     return AGENTWS_ERR_INVALID_ARGUMENT;
   }
   a->ts_ms = agentws__wall_ms();
@@ -32,6 +33,9 @@ static int emit(agentws_manager *m, agentws__emit_args *a) {
   if (rv != 0) {
     if (rv != AGENTWS_ERR_NOMEM)
       agentws__validate_schema_failure(e);
+    agentws__stat_inc_mt(e->stats, rv == AGENTWS_ERR_NOMEM
+                                       ? AGENTWS_STAT_DROPPED_NOMEM
+                                       : AGENTWS_STAT_DROPPED_INVALID);
     return rv;
   }
   ev->emit_ns = uv_hrtime();
@@ -41,6 +45,7 @@ static int emit(agentws_manager *m, agentws__emit_args *a) {
   if (e->closed) {
     uv_mutex_unlock(&e->lock);
     agentws__event_free(e->mem, ev);
+    agentws__stat_inc_mt(e->stats, AGENTWS_STAT_DROPPED_SHUTDOWN);
     return AGENTWS_ERR_INVALID_STATE;
   }
   if (e->v.enabled) {
@@ -50,6 +55,9 @@ static int emit(agentws_manager *m, agentws__emit_args *a) {
         uv_async_send(e->wake); /* reports, synthesized events */
       uv_mutex_unlock(&e->lock);
       agentws__event_free(e->mem, ev);
+      agentws__stat_inc_mt(e->stats, act == AGENTWS_ERR_NOMEM
+                                         ? AGENTWS_STAT_DROPPED_NOMEM
+                                         : AGENTWS_STAT_DROPPED_VALIDATION);
       return act == AGENTWS__V_REFUSE ? AGENTWS_ERR_VALIDATION
              : act == AGENTWS__V_DROP ? 0
                                       : act;
@@ -88,8 +96,10 @@ int agentws_emit_agent_thinking(agentws_manager *m, int target,
                                 const char *data_json) {
   agentws__emit_args a;
   if (text == NULL && text_len > 0) {
-    if (m != NULL)
+    if (m != NULL) {
       agentws__validate_schema_failure(&m->emitter);
+      agentws__stat_inc_mt(&m->stats, AGENTWS_STAT_DROPPED_INVALID);
+    }
     return AGENTWS_ERR_INVALID_ARGUMENT;
   }
   TARGET_ARGS(a, target, target_id);
@@ -286,12 +296,16 @@ int agentws__emitter_send_json(agentws__session *s, const char *json,
                                size_t len) {
   int rv = agentws__ws_send(s->conn, 0x1, (const uint8_t *)json, len, 0);
   if (rv == AGENTWS_ERR_QUEUE_FULL)
-    s->m->emitter.stats.slow_closed++;
+    agentws__stat_inc(&s->m->stats, AGENTWS_STAT_SLOW_CONSUMER_CLOSES);
   return rv;
 }
 
 static void slow_close(agentws__emitter *e, agentws__session *s) {
-  e->stats.slow_closed++;
+  agentws__stat_inc(e->stats, AGENTWS_STAT_SLOW_CONSUMER_CLOSES);
+  agentws__log(e->m, AGENTWS_LOG_WARN,
+               "connection %llu of user %s closed: slow consumer (1013)",
+               (unsigned long long)s->conn->id,
+               s->user != NULL ? s->user->id : "");
   agentws__writer_discard(s->conn);
   agentws__ws_close(s->conn, AGENTWS_CLOSE_TRY_AGAIN_LATER, "slow consumer",
                     13, 1);
@@ -353,7 +367,7 @@ static void deliver(agentws__emitter *e, agentws__session *s,
     return;
   *pos = ev->seq;
   s->delivered = 1;
-  e->stats.delivered++;
+  agentws__stat_inc(e->stats, AGENTWS_STAT_EVENTS_DELIVERED);
 }
 
 /* Same run and both thinking: may be merged for a lagging connection. */
@@ -417,7 +431,7 @@ int agentws__emitter_catch_up(agentws__emitter *e, agentws__session *s,
       if (rv == 0)
         rv = agentws__emitter_send_json(s, (const char *)e->scratch.data,
                                         e->scratch.len);
-      e->stats.coalesced += n - 1;
+      agentws__stat_add(e->stats, AGENTWS_STAT_EVENTS_COALESCED, n - 1);
     }
     if (rv != 0)
       return -1;
@@ -425,8 +439,8 @@ int agentws__emitter_catch_up(agentws__emitter *e, agentws__session *s,
       *budget = *budget > merge[i]->len ? *budget - merge[i]->len : 0;
     *pos += n;
     s->delivered = 1;
-    e->stats.delivered++;
-    e->stats.replayed++;
+    agentws__stat_inc(e->stats, AGENTWS_STAT_EVENTS_DELIVERED);
+    agentws__stat_inc(e->stats, AGENTWS_STAT_EVENTS_REPLAYED);
     evq_trim(e->mem, q, *pos);
   }
   if (*pos >= st->seq)
@@ -472,10 +486,13 @@ static void publish(agentws__emitter *e, agentws__event *ev) {
   if (ev->target == AGENTWS_TARGET_USER) {
     agentws__user *u = agentws__registry_user(&e->reg, ev->target_id);
     st = u != NULL ? agentws__emitter_user_stream(e, u) : NULL;
-    if (st == NULL)
+    if (st == NULL) {
+      agentws__stat_inc_mt(e->stats, AGENTWS_STAT_DROPPED_NOMEM);
       return;
+    }
     agentws__stream_publish(st, e->mem, ev, &e->lim, now);
-    e->stats.emitted++;
+    agentws__stat_inc(e->stats, AGENTWS_STAT_EMITTED_AGENT_STARTED +
+                                    ev->type - AGENTWS__EV_AGENT_STARTED);
     for (it = u->sessions.next; it != &u->sessions; it = it->next) {
       agentws__session *s = AGENTWS__CONTAINER_OF(it, agentws__session, unode);
       deliver(e, s, st, s->ovf, &s->pos, &s->behind, ev);
@@ -483,10 +500,13 @@ static void publish(agentws__emitter *e, agentws__event *ev) {
   } else {
     agentws__room *rm = agentws__registry_room(&e->reg, ev->target_id);
     st = rm != NULL ? agentws__emitter_room_stream(e, rm) : NULL;
-    if (st == NULL)
+    if (st == NULL) {
+      agentws__stat_inc_mt(e->stats, AGENTWS_STAT_DROPPED_NOMEM);
       return;
+    }
     agentws__stream_publish(st, e->mem, ev, &e->lim, now);
-    e->stats.emitted++;
+    agentws__stat_inc(e->stats, AGENTWS_STAT_EMITTED_AGENT_STARTED +
+                                    ev->type - AGENTWS__EV_AGENT_STARTED);
     for (it = rm->members.next; it != &rm->members; it = it->next) {
       agentws__member *mb = AGENTWS__CONTAINER_OF(it, agentws__member, rnode);
       deliver(e, mb->s, st, mb->ovf, &mb->pos, &mb->behind, ev);
@@ -578,6 +598,7 @@ int agentws__emitter_init(agentws__emitter *e, agentws_manager *m,
   e->mem = mem;
   e->cfg = cfg;
   e->wake = wake;
+  e->stats = &m->stats;
   e->lim.max_events = (uint64_t)cfg->backlog_events;
   e->lim.max_bytes = cfg->backlog_bytes;
   e->lim.max_age_ms = (uint64_t)cfg->backlog_age_ms;

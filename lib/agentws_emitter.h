@@ -19,6 +19,7 @@
 #include "agentws_heap.h"
 #include "agentws_inbound.h"
 #include "agentws_registry.h"
+#include "agentws_stats.h"
 #include "agentws_stream.h"
 #include "agentws_transport.h"
 #include "agentws_validator.h"
@@ -47,6 +48,13 @@ typedef struct agentws__session {
   int delivered;              /* an event was sent (message resume: late) */
   uint64_t acked;             /* cumulative ack of the user stream */
   uint64_t written;           /* user stream: last seq the kernel took */
+  uint64_t live_from;         /* user stream: first seq sent live, not as
+                                 a resume replay (latency counts from it) */
+  uint64_t mon_pending;       /* monitor: pending bytes at the last scan */
+  uint64_t unacked_since;     /* loop ms since written events wait for an
+                                 ack with no ack progress; 0: none wait */
+  uint8_t mon_flags;          /* AGENTWS__MON_* alerts firing */
+  uint8_t acks_seen;          /* the client acks (unacked alert applies) */
   int has_resume;             /* the URL carried epoch and last_seq */
   uint64_t resume_last;       /* ... last_seq */
   char resume_epoch[40];      /* ... epoch */
@@ -64,18 +72,6 @@ typedef struct agentws__session {
   agentws__heap_node expiry;  /* in the manager's token deadline heap */
 } agentws__session;
 
-/* Counters the monitor reads. */
-typedef struct agentws__emit_stats {
-  uint64_t emitted;      /* events published (seq assigned) */
-  uint64_t delivered;    /* events queued to a connection */
-  uint64_t written;      /* ... of those, handed to the kernel */
-  uint64_t replayed;     /* ... of which from the backlog */
-  uint64_t coalesced;    /* thinking deltas merged away */
-  uint64_t acked;        /* events acknowledged by clients */
-  uint64_t slow_closed;  /* connections closed with 1013 */
-  uint64_t bad_messages; /* client messages answered with an error */
-} agentws__emit_stats;
-
 typedef struct agentws__emitter {
   agentws_manager *m;            /* owner */
   const agentws__mem *mem;       /* allocator */
@@ -89,7 +85,7 @@ typedef struct agentws__emitter {
   int closed;                    /* no more emits accepted */
   uv_async_t *wake;              /* the manager's async handle */
   uv_timer_t sweep;              /* backlog age limit and garbage */
-  agentws__emit_stats stats;
+  agentws__stats *stats;         /* the manager's counters */
   agentws__buf scratch;          /* control messages, merged events */
   agentws__validator v;          /* run lifecycles (under lock) */
   uint64_t synthesized;          /* events repairs made (under lock) */

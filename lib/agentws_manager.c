@@ -15,8 +15,10 @@ static int hook_request(agentws__conn *c, const agentws__http_request *req,
 
 static void hook_auth_timeout(agentws__conn *c, void *ud) {
   agentws_manager *m = ud;
-  (void)c;
   agentws__stat_inc(&m->stats, AGENTWS_STAT_AUTH_TIMEOUT);
+  agentws__log(m, AGENTWS_LOG_WARN,
+               "connection %llu: on_authenticate did not answer in time (503)",
+               (unsigned long long)c->id);
 }
 
 static void hook_open(agentws__conn *c, void *ud) {
@@ -44,22 +46,74 @@ static int hook_message(agentws__conn *c, int type, const uint8_t *data,
   return m->cbs.on_message(m, c->id, type, data, len, m->user_data);
 }
 
+/* Events (|*written|, |pos|] of |st| are in the kernel now: counted, and
+ * their emit-to-write latency recorded (live ones only: a replay's age is
+ * not the library's latency). */
+static void written(agentws_manager *m, const agentws__stream *st,
+                    uint64_t *written, uint64_t pos, uint64_t live_from,
+                    uint64_t now_ns) {
+  uint64_t seq;
+  if (pos <= *written)
+    return;
+  agentws__stat_add(&m->stats, AGENTWS_STAT_EVENTS_WRITTEN, pos - *written);
+  if (m->stats.hist_on && st != NULL)
+    for (seq = *written + 1 > live_from ? *written + 1 : live_from;
+         seq <= pos; seq++) {
+      const agentws__event *ev = agentws__stream_get(st, seq);
+      if (ev != NULL && now_ns > ev->emit_ns)
+        agentws__hist_add(&m->stats, AGENTWS_HIST_EMIT_TO_WRITE,
+                          now_ns - ev->emit_ns);
+    }
+  *written = pos;
+}
+
 static void hook_writable(agentws__conn *c, void *ud) {
   agentws_manager *m = ud;
   agentws__session *s = c->app;
+  agentws__list *it;
+  uint64_t now_ns;
   if (s == NULL || s->user == NULL || m->cfg->raw_messages)
     return;
   /* Everything queued so far is in the kernel now. */
-  m->emitter.stats.written += s->pos - s->written;
-  s->written = s->pos;
+  now_ns = m->stats.hist_on ? uv_hrtime() : 0;
+  if (s->unacked_since == 0 && s->pos > s->acked)
+    s->unacked_since = uv_now(m->loop);
+  written(m, s->user->stream, &s->written, s->pos, s->live_from, now_ns);
+  for (it = s->rooms.next; it != &s->rooms; it = it->next) {
+    agentws__member *mb = AGENTWS__CONTAINER_OF(it, agentws__member, snode);
+    written(m, mb->room->stream, &mb->written, mb->pos, mb->live_from,
+            now_ns);
+  }
   if (s->behind || !agentws__list_empty(&s->rooms))
     agentws__emitter_writable(&m->emitter, s);
+}
+
+static int closed_stat(int code) {
+  static const int codes[] = {1000, 1001, 1002, 1005, 1006, 1007,
+                              1008, 1009, 1011, 1013, 4001};
+  size_t i;
+  for (i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
+    if (codes[i] == code)
+      return AGENTWS_STAT_CLOSED_1000 + (int)i;
+  return AGENTWS_STAT_CLOSED_OTHER;
+}
+
+static int hook_http(agentws__conn *c, const agentws__http_request *req,
+                     void *ud) {
+  return agentws__endpoints_route(ud, c, req);
 }
 
 static void hook_close(agentws__conn *c, int code, const char *reason,
                        size_t reason_len, void *ud) {
   agentws_manager *m = ud;
   agentws__session *s = c->app;
+  if (c->opened) {
+    agentws__stat_inc(&m->stats, AGENTWS_STAT_CONNECTIONS_CLOSED);
+    agentws__stat_inc(&m->stats, closed_stat(code));
+    agentws__log(m, AGENTWS_LOG_DEBUG, "connection %llu closed: %d",
+                 (unsigned long long)c->id, code);
+  }
+  agentws__monitor_conn_closed(&m->mon, c);
   if (s != NULL)
     agentws__emitter_detach(&m->emitter, s); /* not a target any more */
   if (c->opened && m->cbs.on_close != NULL)
@@ -113,6 +167,7 @@ static void emitter_closed_cb(uv_handle_t *h) {
 static void hook_closed(agentws__transport *t, void *ud) {
   agentws_manager *m = ud;
   (void)t;
+  agentws__monitor_close(&m->mon);
   agentws__emitter_close(&m->emitter, emitter_closed_cb);
 }
 
@@ -170,7 +225,13 @@ static int init(agentws_manager **out, uv_loop_t *loop, uv_loop_t *own,
     agentws__mem_free(mem, m);
     return rv;
   }
-  if (m->cfg->dev_insecure && !m->auth.jwt && m->cbs.on_authenticate == NULL)
+  if (m->cfg->dev_insecure && !m->auth.jwt && m->cbs.on_authenticate == NULL &&
+      m->cbs.on_log != NULL)
+    agentws__log(m, AGENTWS_LOG_WARN,
+                 "insecure development mode: the user id is taken from "
+                 "?user= without any authentication");
+  else if (m->cfg->dev_insecure && !m->auth.jwt &&
+           m->cbs.on_authenticate == NULL)
     fprintf(stderr, "agentws: WARNING: insecure development mode: the user "
                     "id is taken from ?user= without any authentication\n");
   hooks.on_request = hook_request;
@@ -180,6 +241,7 @@ static int init(agentws_manager **out, uv_loop_t *loop, uv_loop_t *own,
   hooks.on_close = hook_close;
   hooks.on_closed = hook_closed;
   hooks.on_auth_timeout = hook_auth_timeout;
+  hooks.on_http = hook_http;
   hooks.user_data = m;
   rv = uv_async_init(loop, &m->async, on_async);
   if (rv != 0) {
@@ -206,6 +268,8 @@ static int init(agentws_manager **out, uv_loop_t *loop, uv_loop_t *own,
     uv_close((uv_handle_t *)&m->async, async_close_cb);
     return rv;
   }
+  m->transport.stats = &m->stats;
+  agentws__monitor_init(&m->mon, m, loop);
   /* A host loop must not stay alive for the manager alone; a threaded
    * manager's loop must, until stopped. */
   if (own == NULL)

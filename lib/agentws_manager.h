@@ -9,6 +9,7 @@
 #include "agentws_callbacks.h"
 #include "agentws_config.h"
 #include "agentws_emitter.h"
+#include "agentws_monitor.h"
 #include "agentws_stats.h"
 #include "agentws_transport.h"
 
@@ -44,6 +45,8 @@ struct agentws_manager {
   agentws__auth auth;        /* JWT keys, cache, token deadlines */
   agentws__stats stats;      /* counters for agentws_manager_get_stats */
   agentws__emitter emitter;  /* registry, streams, delivery */
+  agentws__monitor mon;      /* detectors, gauges, loop lag */
+  struct host_answer *http_answer; /* the request on_http may answer */
   agentws__transport transport; /* sockets and framing (large: read buf) */
 };
 
@@ -53,6 +56,19 @@ int agentws__auth_on_request(agentws_manager *m, agentws__conn *c,
                              const char **reason);
 agentws__session *agentws__session_new(agentws_manager *m, agentws__conn *c);
 void agentws__session_free(agentws_manager *m, agentws__session *s);
+
+/* An agentws_request copied from |hr| (one allocation), or NULL. */
+agentws_request *agentws__request_new(const agentws__mem *mem,
+                                      const agentws__http_request *hr,
+                                      const char *remote);
+void agentws__request_free(agentws_manager *m, agentws_request *r);
+/* The peer's "ip:port" of |c| into |out|. */
+void agentws__peer_name(agentws__conn *c, char *out, size_t cap);
+
+/* agentws_endpoints.c: /metrics, /healthz, /readyz and the host's pages.
+ * Returns 1 if it answered the request. */
+int agentws__endpoints_route(agentws_manager *m, agentws__conn *c,
+                             const agentws__http_request *req);
 
 /* agentws_lifetime.c */
 int64_t agentws__wall_ms(void);

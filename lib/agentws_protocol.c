@@ -34,13 +34,21 @@ static int send_scratch(agentws__emitter *e, agentws__session *s, int rv) {
 static void send_error(agentws__emitter *e, agentws__session *s,
                        const char *code, const char *message) {
   uint64_t now = uv_now(e->m->loop);
-  e->stats.bad_messages++;
   agentws__stat_inc(&e->m->stats, AGENTWS_STAT_CLIENT_MESSAGES_REFUSED);
   e->scratch.len = 0;
   send_scratch(e, s, agentws__ctl_error(&e->scratch, e->mem, code, message));
-  if (!agentws__rate_take(&s->errs, now, ABUSE_RATE, ABUSE_BURST))
+  agentws__log(e->m, AGENTWS_LOG_DEBUG,
+               "connection %llu: client message refused: %s",
+               (unsigned long long)s->conn->id, code);
+  if (!agentws__rate_take(&s->errs, now, ABUSE_RATE, ABUSE_BURST)) {
+    agentws__log(e->m, AGENTWS_LOG_WARN,
+                 "connection %llu of user %s closed: too many bad messages "
+                 "(1008)",
+                 (unsigned long long)s->conn->id,
+                 s->user != NULL ? s->user->id : "");
     agentws__ws_close(s->conn, AGENTWS_CLOSE_POLICY_VIOLATION,
                       "too many bad messages", 21, 1);
+  }
 }
 
 /* ------------------------------------------------------------ resume */
@@ -83,10 +91,12 @@ static void make_plan(const agentws__stream *st, const char *epoch,
 static void run_plan(agentws__emitter *e, agentws__session *s,
                      agentws__stream *st, const char *stream_name,
                      const plan *p, agentws__evq **q, uint64_t *pos,
-                     int *behind) {
+                     int *behind, uint64_t *written, uint64_t *live_from) {
   agentws_manager *m = e->m;
   size_t budget = 64u * 1024;
   if (p->gap_to >= p->gap_from && p->gap_from > 0) {
+    agentws__stat_add(e->stats, AGENTWS_STAT_DROPPED_MISSED,
+                      p->gap_to - p->gap_from + 1);
     e->scratch.len = 0;
     if (send_scratch(e, s, agentws__ctl_gap(&e->scratch, e->mem, stream_name,
                                             p->gap_from, p->gap_to)) != 0)
@@ -98,8 +108,8 @@ static void run_plan(agentws__emitter *e, agentws__session *s,
       return;
   }
   *pos = p->start;
-  if (pos == &s->pos)
-    s->written = p->start; /* counts from here */
+  *written = p->start; /* counts from here */
+  *live_from = st->seq + 1; /* older ones are a replay */
   *behind = *pos < st->seq;
   agentws__evq_free(e->mem, *q); /* a resume starts from the backlog */
   *q = NULL;
@@ -129,7 +139,8 @@ void agentws__emitter_open(agentws__emitter *e, agentws__session *s) {
                                               p.recovered, p.missed)) != 0)
     return;
   s->welcomed = 1;
-  run_plan(e, s, st, NULL, &p, &s->ovf, &s->pos, &s->behind);
+  run_plan(e, s, st, NULL, &p, &s->ovf, &s->pos, &s->behind, &s->written,
+           &s->live_from);
 }
 
 static void on_resume(agentws__emitter *e, agentws__session *s,
@@ -148,7 +159,8 @@ static void on_resume(agentws__emitter *e, agentws__session *s,
                                               st->epoch, st->seq, p.recovered,
                                               p.missed)) != 0)
     return;
-  run_plan(e, s, st, NULL, &p, &s->ovf, &s->pos, &s->behind);
+  run_plan(e, s, st, NULL, &p, &s->ovf, &s->pos, &s->behind, &s->written,
+           &s->live_from);
 }
 
 /* ------------------------------------------------------------- rooms */
@@ -204,7 +216,8 @@ static int join(agentws__emitter *e, agentws__session *s, const char *room,
     return AGENTWS_ERR_NOMEM;
   mb->room = rm;
   mb->s = s;
-  mb->pos = st->seq;
+  mb->pos = mb->written = st->seq;
+  mb->live_from = st->seq + 1;
   agentws__list_push_back(&rm->members, &mb->rnode);
   agentws__list_push_back(&s->rooms, &mb->snode);
   rm->nmembers++;
@@ -224,7 +237,7 @@ static int join(agentws__emitter *e, agentws__session *s, const char *room,
                                           p.recovered, p.missed)) != 0)
       return 0;
     run_plan(e, s, st, rm->stream_name, &p, &mb->ovf, &mb->pos,
-             &mb->behind);
+             &mb->behind, &mb->written, &mb->live_from);
   }
   return 0;
 }
@@ -279,6 +292,27 @@ static void on_join(agentws__emitter *e, agentws__session *s,
 
 /* ------------------------------------------------------------ messages */
 
+/* A cumulative ack moved from s->acked to |seq|: counted, emit-to-ack
+ * latency of live events recorded, the unacked clock restarted. */
+static void acked(agentws__emitter *e, agentws__session *s, uint64_t seq) {
+  agentws__stream *st = s->user->stream;
+  uint64_t i, now_ns;
+  agentws__stat_add(e->stats, AGENTWS_STAT_EVENTS_ACKED, seq - s->acked);
+  if (e->stats->hist_on && st != NULL) {
+    now_ns = uv_hrtime();
+    for (i = s->acked + 1 > s->live_from ? s->acked + 1 : s->live_from;
+         i <= seq; i++) {
+      const agentws__event *ev = agentws__stream_get(st, i);
+      if (ev != NULL && now_ns > ev->emit_ns)
+        agentws__hist_add(e->stats, AGENTWS_HIST_EMIT_TO_ACK,
+                          now_ns - ev->emit_ns);
+    }
+  }
+  s->acked = seq;
+  s->acks_seen = 1;
+  s->unacked_since = s->acked < s->pos ? uv_now(e->m->loop) : 0;
+}
+
 static void on_ack(agentws__emitter *e, agentws__session *s,
                    const agentws__inbound *in) {
   if (in->stream == NULL) {
@@ -287,8 +321,7 @@ static void on_ack(agentws__emitter *e, agentws__session *s,
       return;
     }
     if (in->seq > s->acked) {
-      e->stats.acked += in->seq - s->acked;
-      s->acked = in->seq;
+      acked(e, s, in->seq);
     }
     return;
   }

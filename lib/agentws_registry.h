@@ -39,6 +39,8 @@ typedef struct agentws__member {
   agentws__list rnode;  /* in room->members */
   agentws__list snode;  /* in session->rooms */
   uint64_t pos;         /* last room seq sent on this connection */
+  uint64_t written;     /* last room seq the kernel took */
+  uint64_t live_from;   /* first seq that was live (not a replay) */
   int behind;           /* reading from the backlog, not live */
   struct agentws__evq *ovf; /* evicted events it still needs, or NULL */
 } agentws__member;

@@ -154,6 +154,9 @@ static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   agentws__conn *c = s->data;
   if (nread == 0 || c->state == AGENTWS__CONN_DEAD)
     return;
+  if (nread > 0)
+    agentws__stat_add(c->t->stats, AGENTWS_STAT_BYTES_RECEIVED,
+                      (uint64_t)nread);
   if (nread < 0) {
     /* EOF or reset: a closing conn ends as planned, others abnormally. */
     agentws__conn_kill(c, AGENTWS_CLOSE_ABNORMAL,
@@ -184,6 +187,7 @@ static agentws__conn *conn_new(agentws__transport *t) {
   c->t = t;
   c->subprotocol = "";
   c->tl = AGENTWS__TL_COUNT;
+  c->born_ns = uv_hrtime();
   agentws__list_init(&c->tnode);
   agentws__list_init(&c->inode);
   agentws__list_init(&c->dnode);

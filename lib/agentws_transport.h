@@ -20,6 +20,7 @@
 #include "agentws_idmap.h"
 #include "agentws_list.h"
 #include "agentws_mem.h"
+#include "agentws_stats.h"
 
 typedef struct agentws__transport agentws__transport;
 typedef struct agentws__conn agentws__conn;
@@ -46,6 +47,10 @@ typedef struct agentws__transport_hooks {
   void (*on_closed)(agentws__transport *t, void *ud); /* all handles gone */
   /* A PENDING answer did not come within auth_timeout (then: 503). */
   void (*on_auth_timeout)(agentws__conn *c, void *ud);
+  /* A request for a path other than the WebSocket path: 1 if it answered
+   * (agentws__upgrade_respond), 0 for 404. */
+  int (*on_http)(agentws__conn *c, const agentws__http_request *req,
+                 void *ud);
   void *user_data; /* the manager */
 } agentws__transport_hooks;
 
@@ -83,11 +88,13 @@ struct agentws__conn {
   unsigned linger_after_flush : 1; /* don't await the peer: FIN after flush */
   unsigned shutdown_sent : 1;    /* uv_shutdown issued */
   unsigned write_pending : 1;    /* a uv_write is in flight */
+  unsigned mon_half_open : 1;    /* monitor: half_open alert firing */
   uint16_t close_code;     /* code to report in on_close (0: unknown) */
   uint8_t reason_len;      /* bytes in reason */
   char *reason;            /* owned copy of the close reason, or NULL */
   uint64_t t_mark;         /* loop ms when it entered its timer list */
   uint64_t t_msg;          /* loop ms of the last message (idle timeout) */
+  uint64_t born_ns;        /* hrtime at accept (handshake latency) */
   agentws__list tnode;     /* in t->tl[tl] */
   agentws__list inode;     /* in t->idle when idle timeout is on */
   agentws__list dnode;     /* in t->dirty (output) or t->pending_in */
@@ -117,6 +124,7 @@ struct agentws__transport {
   uint64_t num_conns;            /* live conns (not yet freed) */
   uint64_t num_ws;               /* opened and not yet closed */
   uint64_t started_ms;           /* loop time at init, for uptime */
+  agentws__stats *stats;         /* the manager's counters */
   uv_check_t flush_check;        /* the once-per-iteration flush point */
   uv_idle_t kick;                /* keeps poll from blocking when work waits */
   uv_timer_t tick;               /* drives the timer lists */
@@ -178,6 +186,13 @@ void agentws__upgrade_refuse_with(agentws__conn *c, int status,
                                   const char *headers, const char *body);
 /* Completes a pending handshake: 101, on_open, pipelined bytes. */
 void agentws__upgrade_accept(agentws__conn *c);
+/* Answers an HTTP request with |status|, |content_type|, extra |headers|
+ * (CRLF-terminated lines or NULL) and |body| (omitted when |head_only|),
+ * then lingers. Returns 0 or AGENTWS_ERR_NOMEM (the conn is then dropped).
+ */
+int agentws__upgrade_respond(agentws__conn *c, int status,
+                             const char *content_type, const char *headers,
+                             const void *body, size_t len, int head_only);
 /* Frees c->pend (conn going away). */
 void agentws__upgrade_release(agentws__conn *c);
 /* Bytes waiting to be written on |c| (queued + in flight). */

@@ -11,6 +11,8 @@
 
 #define RESPONSE_MAX 1024
 
+static int refused_stat(int status);
+
 void agentws__upgrade_refuse(agentws__conn *c, int status, const char *body) {
   agentws__upgrade_refuse_with(c, status, NULL, body);
 }
@@ -20,6 +22,7 @@ void agentws__upgrade_refuse_with(agentws__conn *c, int status,
   char resp[RESPONSE_MAX];
   int n = agentws__http_write_error_with(resp, sizeof(resp), status, headers,
                                          body);
+  agentws__stat_inc(c->t->stats, refused_stat(status));
   agentws__buf_free(&c->head, c->t->mem);
   agentws__upgrade_release(c);
   c->state = AGENTWS__CONN_LINGER;
@@ -30,29 +33,45 @@ void agentws__upgrade_refuse_with(agentws__conn *c, int status,
   }
 }
 
-static void answer_healthz(agentws__conn *c,
-                           const agentws__http_request *req) {
+static int refused_stat(int status) {
+  static const int codes[] = {400, 401, 403, 404, 405, 408, 426,
+                              429, 431, 500, 503, 505};
+  size_t i;
+  for (i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
+    if (codes[i] == status)
+      return AGENTWS_STAT_REFUSED_400 + (int)i;
+  return AGENTWS_STAT_REFUSED_OTHER;
+}
+
+int agentws__upgrade_respond(agentws__conn *c, int status,
+                             const char *content_type, const char *headers,
+                             const void *body, size_t len, int head_only) {
   agentws__transport *t = c->t;
-  char body[256], resp[RESPONSE_MAX];
-  int blen, n;
-  if (!agentws__http_ieq(req->method, req->method_len, "GET")) {
-    agentws__upgrade_refuse(c, 405, "only GET is allowed here");
-    return;
-  }
-  blen = snprintf(body, sizeof(body),
-                  "{\"status\":\"%s\",\"connections\":%llu,"
-                  "\"websockets\":%llu,\"uptime_ms\":%llu}\n",
-                  t->closing ? "closing" : "ok",
-                  (unsigned long long)t->num_conns,
-                  (unsigned long long)t->num_ws,
-                  (unsigned long long)(uv_now(t->loop) - t->started_ms));
-  n = agentws__http_write_ok(resp, sizeof(resp), "application/json", body,
-                             (size_t)blen);
+  char head[RESPONSE_MAX];
+  int n = snprintf(head, sizeof(head),
+                   "HTTP/1.1 %d %s\r\n"
+                   "Content-Type: %s\r\n"
+                   "Content-Length: %zu\r\n"
+                   "Cache-Control: no-store\r\n"
+                   "Connection: close\r\n"
+                   "%s\r\n",
+                   status, agentws__http_reason_phrase(status), content_type,
+                   len, headers != NULL ? headers : "");
+  if (status >= 400)
+    agentws__stat_inc(t->stats, refused_stat(status));
+  else
+    agentws__stat_inc(t->stats, AGENTWS_STAT_HTTP_REQUESTS);
   agentws__buf_free(&c->head, t->mem);
+  agentws__upgrade_release(c);
   c->state = AGENTWS__CONN_LINGER;
   agentws__conn_set_timer(c, AGENTWS__TL_CLOSING);
-  if (n < 0 || agentws__writer_append(c, resp, (size_t)n, 1) != 0)
+  if (n < 0 || (size_t)n >= sizeof(head) ||
+      agentws__writer_append(c, head, (size_t)n, 1) != 0 ||
+      (!head_only && len > 0 && agentws__writer_append(c, body, len, 1) != 0)) {
     agentws__conn_kill(c, 0, NULL);
+    return AGENTWS_ERR_NOMEM;
+  }
+  return 0;
 }
 
 /* Path of the request-target without its query string. */
@@ -106,6 +125,10 @@ void agentws__upgrade_accept(agentws__conn *c) {
   c->state = AGENTWS__CONN_WS;
   c->opened = 1;
   t->num_ws++;
+  agentws__stat_inc(t->stats, AGENTWS_STAT_CONNECTIONS_OPENED);
+  if (t->stats->hist_on)
+    agentws__hist_add(t->stats, AGENTWS_HIST_HANDSHAKE,
+                      uv_hrtime() - c->born_ns);
   agentws__conn_set_timer(c, t->cfg->ping_interval_ms > 0
                                  ? AGENTWS__TL_ACTIVE
                                  : AGENTWS__TL_OPEN);
@@ -155,12 +178,10 @@ static void route(agentws__conn *c, const agentws__http_request *req,
   const agentws_config *cfg = t->cfg;
   agentws__hs_policy pol;
   agentws__hs_result res;
-  if (cfg->healthz && path_is(req, "/healthz")) {
-    answer_healthz(c, req);
-    return;
-  }
   if (!path_is(req, cfg->ws_path)) {
-    agentws__upgrade_refuse(c, 404, "not found");
+    if (t->hooks.on_http == NULL ||
+        !t->hooks.on_http(c, req, t->hooks.user_data))
+      agentws__upgrade_refuse(c, 404, "not found");
     return;
   }
   pol.origins = (const char *const *)cfg->origins;

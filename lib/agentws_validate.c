@@ -56,10 +56,29 @@ void agentws__validate_report(agentws__emitter *e) {
   uv_mutex_lock(&e->lock);
   head = e->v.r_head != NULL ? agentws__validator_take_reports(&e->v) : NULL;
   uv_mutex_unlock(&e->lock);
-  for (r = head; r != NULL; r = r->next)
-    if (m->cbs.on_violation != NULL)
-      m->cbs.on_violation(m, r->rule, r->outcome, r->run_id, r->target_id,
-                          r->message, m->user_data);
+  for (r = head; r != NULL; r = r->next) {
+    if (r->alert) {
+      agentws_alert a;
+      memset(&a, 0, sizeof(a));
+      a.rule = r->rule;
+      a.firing = r->alert == 1;
+      a.target = r->target_id;
+      a.run = r->run_id;
+      a.tool_call = r->tool_call;
+      a.value = r->value;
+      a.threshold = r->threshold;
+      a.message = r->message;
+      agentws__monitor_alert(&m->mon, &a);
+    } else {
+      agentws__log(m, AGENTWS_LOG_WARN, "violation %s (%s) run %s of %s: %s",
+                   agentws__rule_name(r->rule),
+                   agentws_outcome_name(r->outcome), r->run_id, r->target_id,
+                   r->message);
+      if (m->cbs.on_violation != NULL)
+        m->cbs.on_violation(m, r->rule, r->outcome, r->run_id, r->target_id,
+                            r->message, m->user_data);
+    }
+  }
   agentws__validator_reports_free(e->mem, head);
 }
 
@@ -92,6 +111,7 @@ void agentws__validate_init(agentws__emitter *e, uv_loop_t *loop) {
   agentws__validator_init(&e->v, e->mem, policy, cfg->stall_timeout_ms,
                           cfg->tool_timeout_ms, (size_t)cfg->max_live_runs,
                           cfg->run_keep_ms);
+  e->v.alerts = cfg->mon.enabled;
   if (!e->v.enabled)
     return;
   uv_timer_init(loop, &e->vtimer);

@@ -21,6 +21,7 @@ typedef struct call {
   char *id, *tool;     /* owned */
   uint64_t started_ms;
   int open;
+  int alerted;         /* a tool_timeout alert is firing for it */
   agentws__list node;  /* v->calls while open and timed */
   struct call *next;   /* r->calls, newest first */
 } call;
@@ -32,6 +33,7 @@ struct run {
   int target;
   int ended;
   int stall_reported;  /* warn: once per quiet period */
+  int stall_alerted;   /* a run_stalled alert is firing for it */
   uint64_t last_ms;    /* last event (live) or end (ended) */
   agentws__list node;  /* v->live or v->ended */
   call *calls;
@@ -110,6 +112,57 @@ static void report(agentws__validator *v, int rule, int outcome,
   v->nreports++;
 }
 
+/* Alert reports are not bounded like violations (each needs an event or a
+ * timeout in between, and a fired one must be able to clear); one that
+ * cannot be made is not marked as firing, so it never clears either. */
+static int alert(agentws__validator *v, int rule, int firing, const run *r,
+                 const char *tool_call, uint64_t value, int64_t threshold,
+                 const char *message) {
+  agentws__vreport *rep;
+  if (!v->alerts)
+    return 0;
+  rep = agentws__mem_calloc(v->mem, 1, sizeof(*rep));
+  if (rep == NULL)
+    return 0;
+  rep->alert = firing ? 1 : 2;
+  rep->rule = rule;
+  rep->target = r->target;
+  rep->run_id = agentws__mem_strndup(v->mem, r->id, strlen(r->id));
+  rep->target_id =
+      agentws__mem_strndup(v->mem, r->target_id, strlen(r->target_id));
+  if (tool_call != NULL)
+    rep->tool_call = agentws__mem_strndup(v->mem, tool_call, strlen(tool_call));
+  rep->value = (int64_t)value;
+  rep->threshold = threshold;
+  snprintf(rep->message, sizeof(rep->message), "%s", message);
+  if (rep->run_id == NULL || rep->target_id == NULL ||
+      (tool_call != NULL && rep->tool_call == NULL)) {
+    agentws__validator_reports_free(v->mem, rep);
+    return 0;
+  }
+  if (v->r_tail != NULL)
+    v->r_tail->next = rep;
+  else
+    v->r_head = rep;
+  v->r_tail = rep;
+  return 1;
+}
+
+static void call_clear(agentws__validator *v, call *c, const char *why) {
+  if (!c->alerted)
+    return;
+  c->alerted = 0;
+  (void)alert(v, AGENTWS_ALERT_TOOL_TIMEOUT, 0, c->r, c->id, 0,
+              v->tool_timeout_ms, why);
+}
+
+static void stall_clear(agentws__validator *v, run *r, const char *why) {
+  if (!r->stall_alerted)
+    return;
+  r->stall_alerted = 0;
+  (void)alert(v, AGENTWS_ALERT_RUN_STALLED, 0, r, NULL, 0, v->stall_ms, why);
+}
+
 agentws__vreport *agentws__validator_take_reports(agentws__validator *v) {
   agentws__vreport *r = v->r_head;
   v->r_head = v->r_tail = NULL;
@@ -123,6 +176,7 @@ void agentws__validator_reports_free(const agentws__mem *mem,
     agentws__vreport *next = r->next;
     agentws__mem_free(mem, r->run_id);
     agentws__mem_free(mem, r->target_id);
+    agentws__mem_free(mem, r->tool_call);
     agentws__mem_free(mem, r);
     r = next;
   }
@@ -131,6 +185,7 @@ void agentws__validator_reports_free(const agentws__mem *mem,
 /* ---------------------------------------------------------------- runs */
 
 static void call_free(agentws__validator *v, call *c) {
+  call_clear(v, c, "run ended");
   if (agentws__list_linked(&c->node))
     agentws__list_remove(&c->node);
   agentws__mem_free(v->mem, c->id);
@@ -148,6 +203,7 @@ static void calls_free(agentws__validator *v, run *r) {
 }
 
 static void run_free(agentws__validator *v, run *r) {
+  stall_clear(v, r, "run forgotten");
   agentws__strmap_del(&v->runs, r->key);
   agentws__list_remove(&r->node);
   if (r->ended)
@@ -170,6 +226,7 @@ void agentws__validator_free(agentws__validator *v) {
 }
 
 static void touch(agentws__validator *v, run *r, uint64_t now) {
+  stall_clear(v, r, "run active again");
   r->last_ms = now;
   r->stall_reported = 0;
   agentws__list_remove(&r->node);
@@ -177,6 +234,7 @@ static void touch(agentws__validator *v, run *r, uint64_t now) {
 }
 
 static void end_run(agentws__validator *v, run *r, uint64_t now) {
+  stall_clear(v, r, "run ended");
   calls_free(v, r);
   agentws__list_remove(&r->node);
   r->ended = 1;
@@ -240,8 +298,9 @@ static int synth_tool_fail(const run *r, const call *c, const char *result,
 }
 
 /* Closes every open call of |r| with a synthesized failure. */
-static int close_calls(run *r, const char *result, const char *mark,
-                       uint64_t now, agentws__synth_fn synth, void *ctx) {
+static int close_calls(agentws__validator *v, run *r, const char *result,
+                       const char *mark, uint64_t now,
+                       agentws__synth_fn synth, void *ctx) {
   call *c;
   int rv = 0;
   for (c = r->calls; c != NULL && rv == 0; c = c->next) {
@@ -250,6 +309,7 @@ static int close_calls(run *r, const char *result, const char *mark,
     rv = synth_tool_fail(r, c, result, mark, now, synth, ctx);
     c->open = 0;
     r->nopen--;
+    call_clear(v, c, "closed by repair");
     if (agentws__list_linked(&c->node))
       agentws__list_remove(&c->node);
   }
@@ -316,7 +376,7 @@ static int make_room(agentws__validator *v, uint64_t now,
     return 0;
   old = AGENTWS__CONTAINER_OF(v->live.next, run, node);
   if (pol == AGENTWS_VALIDATION_REPAIR || pol == AGENTWS_VALIDATION_STRICT) {
-    (void)close_calls(old, "{\"code\":\"evicted\"}", MARK("run_limit"),
+    (void)close_calls(v, old, "{\"code\":\"evicted\"}", MARK("run_limit"),
                       now, synth, ctx);
     (void)synth_error(old, "evicted", "run forgotten: too many live runs",
                       MARK("run_limit"), synth, ctx);
@@ -443,6 +503,7 @@ static int check_live(agentws__validator *v, run *r,
       r->nopen--;
       if (agentws__list_linked(&c->node))
         agentws__list_remove(&c->node);
+      call_clear(v, c, "result arrived");
       touch(v, r, now);
       return AGENTWS__V_DELIVER;
     }
@@ -486,7 +547,7 @@ static int check_live(agentws__validator *v, run *r,
                 : AGENTWS_OUTCOME_WARNED;
       }
       if (o == AGENTWS_OUTCOME_REPAIRED &&
-          close_calls(r,
+          close_calls(v, r,
                       a->type == AGENTWS__EV_AGENT_COMPLETED
                           ? "{\"code\":\"abandoned\"}"
                           : "{\"code\":\"run_failed\"}",
@@ -547,8 +608,12 @@ static void stalled(agentws__validator *v, run *r, uint64_t now,
   char quiet[32];
   snprintf(quiet, sizeof(quiet), "%llu",
            (unsigned long long)(now - r->last_ms));
+  if (!r->stall_alerted && !r->stall_reported)
+    r->stall_alerted =
+        alert(v, AGENTWS_ALERT_RUN_STALLED, 1, r, NULL, now - r->last_ms,
+              v->stall_ms, "no event from the agent in time");
   if (pol == AGENTWS_VALIDATION_REPAIR || pol == AGENTWS_VALIDATION_STRICT) {
-    (void)close_calls(r, "{\"code\":\"stalled\"}", MARK("run_stalled"), now,
+    (void)close_calls(v, r, "{\"code\":\"stalled\"}", MARK("run_stalled"), now,
                       synth, ctx);
     (void)synth_error(r, "stalled", "no event from the agent in time",
                       MARK("run_stalled"), synth, ctx);
@@ -571,11 +636,16 @@ static void timed_out(agentws__validator *v, call *c, uint64_t now,
                       agentws__synth_fn synth, void *ctx) {
   int pol = v->policy[AGENTWS_RULE_TOOL_TIMEOUT];
   agentws__list_remove(&c->node); /* reported once */
+  if (!c->alerted)
+    c->alerted = alert(v, AGENTWS_ALERT_TOOL_TIMEOUT, 1, c->r, c->id,
+                       now - c->started_ms, v->tool_timeout_ms,
+                       "tool call without a result in time");
   if (pol == AGENTWS_VALIDATION_REPAIR || pol == AGENTWS_VALIDATION_STRICT) {
     (void)synth_tool_fail(c->r, c, "{\"code\":\"timeout\"}",
                           MARK("tool_timeout"), now, synth, ctx);
     c->open = 0;
     c->r->nopen--;
+    call_clear(v, c, "failed with timeout by repair");
     report(v, AGENTWS_RULE_TOOL_TIMEOUT, AGENTWS_OUTCOME_REPAIRED, c->r, NULL,
            0, NULL, "tool call %s got no result: failed with timeout",
            c->id);

@@ -34,8 +34,12 @@ typedef int (*agentws__synth_fn)(void *ctx, const agentws__emit_args *a);
 
 /* One violation for the host's hook, delivered on the loop thread. */
 typedef struct agentws__vreport {
-  int rule;       /* AGENTWS_RULE_* */
+  int alert;      /* 0: a violation; 1: alert fired, 2: cleared */
+  int rule;       /* AGENTWS_RULE_* (AGENTWS_ALERT_* for alerts) */
   int outcome;    /* AGENTWS_OUTCOME_* */
+  char *tool_call; /* alerts: owned, or NULL */
+  int64_t value;  /* alerts: ms quiet / waiting */
+  int64_t threshold;
   char *run_id;   /* owned */
   char *target_id; /* owned */
   int target;
@@ -47,6 +51,7 @@ typedef struct agentws__validator {
   const agentws__mem *mem;
   int policy[AGENTWS__NRULES]; /* AGENTWS_VALIDATION_* per rule */
   int enabled;                 /* any rule is not off */
+  int alerts;                  /* report run_stalled / tool_timeout alerts */
   int64_t stall_ms;            /* run with no event this long; 0 = off */
   int64_t tool_timeout_ms;     /* tool call without result; 0 = off */
   size_t max_runs;             /* live runs (and ended runs) kept */

@@ -81,6 +81,8 @@ static void write_cb(uv_write_t *req, int status) {
   agentws__transport *t = c->t;
   c->write_pending = 0;
   c->inflight = 0;
+  if (status == 0)
+    agentws__stat_add(t->stats, AGENTWS_STAT_BYTES_SENT, wr->buf.len);
   give_back(t, &wr->buf);
   agentws__mem_free(t->mem, wr);
   if (c->state == AGENTWS__CONN_DEAD)
@@ -112,6 +114,7 @@ static void flush_one(agentws__conn *c) {
     agentws__conn_kill(c, AGENTWS_CLOSE_ABNORMAL, "write failed");
     return;
   }
+  agentws__stat_add(t->stats, AGENTWS_STAT_BYTES_SENT, (uint64_t)n);
   if ((size_t)n == c->out.len) {
     c->out.len = 0;
     /* Idle connections hold no output buffer. */
