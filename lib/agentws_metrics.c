@@ -71,7 +71,7 @@ static void histogram(w *o, agentws_manager *m, int h, const char *name,
     cum += atomic_load_explicit(&hi->b[i], memory_order_relaxed);
     /* Exposed at each power of two (every 4th fine bucket). */
     if (i == 0 || (i < AGENTWS__HIST_BUCKETS - 1 && i % 4 == 0))
-      put(o, "agentws_%s_bucket{le=\"%.9g\"} %llu\n", name,
+      put(o, "agentws_%s_bucket{le=\"%.12g\"} %llu\n", name,
           (double)agentws__hist_upper(i) / 1e9, (unsigned long long)cum);
   }
   sum = atomic_load_explicit(&hi->sum_ns, memory_order_relaxed);

@@ -404,6 +404,20 @@ int tc_wait_eof(tc_client *c, int timeout_ms) {
   }
 }
 
+int tc_read_to_eof(tc_client *c, int timeout_ms) {
+  uint64_t deadline = tc_now_ms() + (uint64_t)timeout_ms;
+  for (;;) {
+    int r;
+    if (c->eof)
+      return 0;
+    r = wait_fd(c, POLLIN, deadline);
+    if (r < 0)
+      return r;
+    if (r > 0)
+      recv_some(c);
+  }
+}
+
 int tc_echo(tc_client *c, int opcode, const void *data, size_t len) {
   tc_frame f;
   int r = tc_send_frame(c, opcode, data, len);

@@ -101,6 +101,10 @@ int tc_read_close(tc_client *c, int *code, char *reason, size_t cap,
 /* Waits until the server ends the TCP connection; bytes are discarded. */
 int tc_wait_eof(tc_client *c, int timeout_ms);
 
+/* Reads until the server ends the connection, keeping the bytes in
+ * c->in (c->in_len of them). */
+int tc_read_to_eof(tc_client *c, int timeout_ms);
+
 /* Sends |data| as one message of |opcode| and reads back one message of the
  * same opcode and bytes. Returns 0 or a TC_* code. */
 int tc_echo(tc_client *c, int opcode, const void *data, size_t len);

@@ -111,6 +111,11 @@ int th_teardown(void **state) {
 }
 
 int th_start(th_server *s, const agentws_config *cfg) {
+  return th_start_with(s, cfg, NULL);
+}
+
+int th_start_with(th_server *s, const agentws_config *cfg,
+                  void (*more)(agentws_callbacks *cbs)) {
   agentws_callbacks *cbs;
   agentws_config *raw = NULL;
   int rv;
@@ -122,6 +127,8 @@ int th_start(th_server *s, const agentws_config *cfg) {
   cbs = th_callbacks();
   if (cbs == NULL)
     return AGENTWS_ERR_NOMEM;
+  if (more != NULL)
+    more(cbs);
   /* These tests exercise the transport: raw messages, no agent protocol. */
   if (cfg == NULL) {
     if (agentws_config_new(&raw) != 0 ||

@@ -66,6 +66,9 @@ agentws_callbacks *th_callbacks(void);
 /* uv_loop_init, manager on it (|cfg| may be NULL), listen on 127.0.0.1:0.
  * Returns 0 or the failing call's result. */
 int th_start(th_server *s, const agentws_config *cfg);
+/* The same with |more| adding hooks to the callbacks first. */
+int th_start_with(th_server *s, const agentws_config *cfg,
+                  void (*more)(agentws_callbacks *cbs));
 
 /* Makes |s| the server th_teardown() cleans up if the test fails midway
  * (th_start() does this itself). */
