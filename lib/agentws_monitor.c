@@ -382,8 +382,11 @@ static void on_probe(uv_timer_t *h) {
   agentws__monitor *mon = h->data;
   uint64_t now_ns = uv_hrtime();
   uint64_t expect = mon->last_ns + mon->probe_ms * 1000000u;
+  /* The first probe only starts the clock: the loop may have started
+   * long after the manager was made. */
+  if (mon->last_ns != 0)
+    lag(mon, now_ns > expect ? (now_ns - expect) / 1000u : 0);
   mon->last_ns = now_ns;
-  lag(mon, now_ns > expect ? (now_ns - expect) / 1000u : 0);
   if (uv_now(mon->m->loop) >= mon->scan_due_ms) {
     mon->scan_due_ms = uv_now(mon->m->loop) + mon->interval_ms;
     scan(mon);
@@ -404,7 +407,6 @@ int agentws__monitor_init(agentws__monitor *mon, agentws_manager *m,
       mon->interval_ms < PROBE_MAX_MS ? mon->interval_ms : PROBE_MAX_MS;
   mon->win_start_ms = uv_now(loop);
   mon->scan_due_ms = uv_now(loop) + mon->interval_ms;
-  mon->last_ns = uv_hrtime();
   uv_timer_init(loop, &mon->timer);
   mon->timer.data = mon;
   uv_timer_start(&mon->timer, on_probe, mon->probe_ms, mon->probe_ms);

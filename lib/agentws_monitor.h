@@ -50,7 +50,7 @@ typedef struct agentws__monitor {
   int timer_on;
   uint64_t probe_ms;        /* probe period: min(interval, 100 ms) */
   uint64_t interval_ms;     /* scan period */
-  uint64_t last_ns;         /* hrtime of the previous probe */
+  uint64_t last_ns;         /* hrtime of the previous probe; 0: none */
   uint64_t scan_due_ms;     /* loop time of the next scan */
   uint64_t lag_max_us;
   int lag_firing;

@@ -700,6 +700,21 @@ static void test_alert_loop_lag(void **state) {
   th_finish(&s);
 }
 
+/* A loop that starts running long after the manager was made is not
+ * lagging. */
+static void test_no_lag_alert_before_the_loop_runs(void **state) {
+  static th_server s;
+  agentws_config *cfg = mon_cfg();
+  (void)state;
+  assert_int_equal(agentws_config_set_alert_loop_lag_ms(cfg, 100), 0);
+  start(&s, cfg, NULL);
+  tc_sleep_ms(300);
+  settle(&s, 150);
+  assert_int_equal(count_alerts(AGENTWS_ALERT_LOOP_LAG, 1), 0);
+  assert_true(statv(&s, AGENTWS_STAT_LOOP_LAG_MAX_US) < 100000);
+  th_finish(&s);
+}
+
 static void test_alert_auth_timeouts(void **state) {
   static th_server s;
   tc_client c;
@@ -882,6 +897,7 @@ int main(void) {
       TH_TEST(test_alert_half_open),
       TH_TEST(test_alert_half_open_recovers),
       TH_TEST(test_alert_loop_lag),
+      TH_TEST(test_no_lag_alert_before_the_loop_runs),
       TH_TEST(test_alert_auth_timeouts),
       TH_TEST(test_alert_validation_rate),
       TH_TEST(test_log_levels),
