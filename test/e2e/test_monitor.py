@@ -219,7 +219,8 @@ def test_metrics_format_and_movement(agent_server):
     assert d("agentws_client_messages_refused_total") == 1
     assert d("agentws_received_bytes_total") > 0 and d("agentws_sent_bytes_total") > 0
     assert d("agentws_emit_to_write_seconds_count") >= 3 * len(run_types)
-    assert d("agentws_emit_to_ack_seconds_count") == runs["a1"][-1]["seq"]
+    # Ack latency is known for the events still held (--backlog-events 3).
+    assert d("agentws_emit_to_ack_seconds_count") == min(3, runs["a1"][-1]["seq"])
     assert d("agentws_handshake_duration_seconds_count") == 5
     assert v(s1, "agentws_emit_to_write_seconds_sum") > 0
     assert v(s1, "agentws_users") >= 2
