@@ -11,6 +11,11 @@
  *     "pad"), RATE per second or as fast as emit accepts them.
  *   --mode echo: raw WebSocket echo of every message (conformance tests).
  *
+ * In agent mode the same port serves the web pages (demo_web.c: /chat,
+ * /dashboard); the monitor's alerts go to stderr and, as custom events,
+ * to room "ops", and validator outcomes to the run's stream
+ * (demo_monitor.c), so the pages need nothing but the public protocol.
+ *
  * Threads: libagentws and every callback run on the main thread's loop; the
  * workers only call agentws_emit_*(), which is thread-safe. Shutdown
  * (SIGINT/SIGTERM): stop taking jobs, wake the workers (a run in progress
@@ -32,6 +37,8 @@
 #include "agentws.h"
 #include "demo_auth.h"
 #include "demo_broken.h"
+#include "demo_monitor.h"
+#include "demo_web.h"
 
 #define MAX_BURST 100000  /* largest "/burst N" */
 #define MAX_PAD 65536     /* largest "/burst N PAD" */
@@ -64,6 +71,7 @@ typedef struct demo {
   uv_signal_t sigint;      /* graceful stop */
   uv_signal_t sigterm;
   demo_auth auth;          /* --jwt-*: keys, reload on SIGHUP */
+  demo_web web;            /* --static-dir: the pages, in memory */
   uv_async_t workers_done; /* a worker thread ended (agent mode) */
   int async_ready;         /* workers_done is initialized */
   int echo;                /* --mode echo */
@@ -372,10 +380,14 @@ static void send_error(agentws_manager *m, uint64_t conn_id,
   free(s);
 }
 
-/* Rooms "public.<x>" are open to everyone, "<user>.<x>" to that user. */
+/* Rooms "public.<x>" are open to everyone, "<user>.<x>" to that user;
+ * so is "ops", where the dashboard reads the monitor's alerts (a real host
+ * would keep it to operators). */
 static int room_allowed(const char *user, const char *room) {
   size_t ulen = strlen(user);
   if (strncmp(room, "public.", 7) == 0 && room[7] != '\0')
+    return 1;
+  if (strcmp(room, DEMO_MONITOR_ROOM) == 0)
     return 1;
   return strncmp(room, user, ulen) == 0 && room[ulen] == '.' &&
          room[ulen + 1] != '\0';
@@ -400,12 +412,21 @@ static void on_gap(agentws_manager *m, uint64_t conn_id, const char *stream,
 }
 
 static void on_violation(agentws_manager *m, int rule, int outcome,
-                         const char *run_id, const char *target_id,
-                         const char *message, void *ud) {
-  (void)m, (void)ud;
+                         const char *run_id, int target,
+                         const char *target_id, const char *message,
+                         void *ud) {
+  (void)ud;
   fprintf(stderr, "agentws-demo: violation %s (%s) run %s of %s: %s\n",
           agentws_rule_name(rule), agentws_outcome_name(outcome), run_id,
           target_id, message);
+  demo_monitor_violation(m, rule, outcome, run_id, target, target_id,
+                         message);
+}
+
+static int on_http(agentws_manager *m, uint64_t conn_id,
+                   const agentws_request *req, void *ud) {
+  demo *d = ud;
+  return demo_web_serve(&d->web, m, conn_id, req);
 }
 
 /* Parses "/burst N [PAD [RATE]]" into |*n|, |*pad| and |*rate|; returns 1
@@ -609,6 +630,8 @@ static void usage(FILE *f) {
           "  [--idle-timeout-ms N] [--close-timeout-ms N] [--max-conns N]\n"
           "  [--origin ORIGIN]... [--subprotocol NAME]... [--ws-path P]\n");
   demo_auth_usage(f);
+  demo_monitor_usage(f);
+  demo_web_usage(f);
 }
 
 static int parse_i64(const char *s, int64_t *out) {
@@ -630,12 +653,15 @@ enum {
   OPT_BACKLOG_AGE, OPT_CLIENT_RATE, OPT_MAX_CLIENT_MSG, OPT_MAX_EVENT,
   OPT_THINKING_DELAY, OPT_WORKERS, OPT_JOB_QUEUE, OPT_SNDBUF,
   OPT_VALIDATION, OPT_STALL_TIMEOUT, OPT_TOOL_TIMEOUT,
-  OPT_AUTH_FIRST /* DEMO_AUTH_NOPTS values from here */
+  OPT_AUTH_FIRST, /* DEMO_AUTH_NOPTS values from here */
+  OPT_MONITOR_FIRST = OPT_AUTH_FIRST + DEMO_AUTH_NOPTS,
+  OPT_WEB_FIRST = OPT_MONITOR_FIRST + DEMO_MONITOR_NOPTS
 };
 
 #define NBASE_OPTIONS 31
 
-static struct option options[NBASE_OPTIONS + DEMO_AUTH_NOPTS + 1] = {
+static struct option options[NBASE_OPTIONS + DEMO_AUTH_NOPTS +
+                             DEMO_MONITOR_NOPTS + DEMO_WEB_NOPTS + 1] = {
     {"host", required_argument, NULL, OPT_HOST},
     {"port", required_argument, NULL, OPT_PORT},
     {"mode", required_argument, NULL, OPT_MODE},
@@ -680,6 +706,10 @@ static int apply(demo *d, agentws_config *cfg, int opt, const char *arg) {
   int rv;
   if (opt >= OPT_AUTH_FIRST && opt < OPT_AUTH_FIRST + DEMO_AUTH_NOPTS)
     return demo_auth_apply(&d->auth, cfg, opt - OPT_AUTH_FIRST, arg);
+  if (opt >= OPT_MONITOR_FIRST && opt < OPT_MONITOR_FIRST + DEMO_MONITOR_NOPTS)
+    return demo_monitor_apply(cfg, opt - OPT_MONITOR_FIRST, arg);
+  if (opt >= OPT_WEB_FIRST && opt < OPT_WEB_FIRST + DEMO_WEB_NOPTS)
+    return demo_web_apply(&d->web, opt - OPT_WEB_FIRST, arg);
   if (opt == OPT_VALIDATION) {
     static const char *const pol[] = {"off", "warn", "strict", "repair"};
     for (rv = 0; rv < 4; rv++)
@@ -796,6 +826,11 @@ int main(int argc, char **argv) {
   if (agentws_config_new(&cfg) != 0 || agentws_callbacks_new(&cbs) != 0)
     goto out;
   demo_auth_options(&options[NBASE_OPTIONS], OPT_AUTH_FIRST);
+  demo_monitor_options(&options[NBASE_OPTIONS + DEMO_AUTH_NOPTS],
+                       OPT_MONITOR_FIRST);
+  demo_web_options(
+      &options[NBASE_OPTIONS + DEMO_AUTH_NOPTS + DEMO_MONITOR_NOPTS],
+      OPT_WEB_FIRST);
   while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
     switch (opt) {
     case OPT_HOST: host = optarg; break;
@@ -855,7 +890,14 @@ int main(int argc, char **argv) {
     agentws_callbacks_set_on_join(cbs, on_join);
     agentws_callbacks_set_on_gap(cbs, on_gap);
     agentws_callbacks_set_on_violation(cbs, on_violation);
+    /* The pages speak agentws.v1, so only agent mode serves them. */
+    if (demo_web_load(&d.web) != 0) {
+      status = 2;
+      goto out;
+    }
+    agentws_callbacks_set_on_http(cbs, on_http);
   }
+  demo_monitor_register(cbs);
   if (demo_auth_configure(&d.auth, cfg) != 0) {
     status = 2;
     goto out;
@@ -908,6 +950,7 @@ out:
     job_free(j);
   }
   free(d.threads);
+  demo_web_free(&d.web);
   agentws_callbacks_free(cbs);
   agentws_config_free(cfg);
   uv_cond_destroy(&d.stop_cond);

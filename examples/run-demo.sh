@@ -9,5 +9,6 @@ bash "$root/.ci/deps.sh"
 [ -f "$root/build/build.ninja" ] || meson setup "$root/build" "$root" --wrap-mode=nodownload
 ninja -C "$root/build"
 echo "try: /usr/bin/python3 $root/examples/agent-client.py --user alice 'hello'" >&2
+echo "or open http://127.0.0.1:${PORT:-8080}/chat?user=alice and /dashboard" >&2
 exec "$root/build/examples/agentws-demo" --host 127.0.0.1 --port "${PORT:-8080}" \
   --dev-insecure "$@"

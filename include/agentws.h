@@ -891,12 +891,13 @@ AGENTWS_EXTERN int agentws_config_set_run_keep_ms(agentws_config *cfg,
                                                   int64_t ms);
 
 /* A violation: |rule| (AGENTWS_RULE_*), |outcome| (AGENTWS_OUTCOME_*),
- * the run, its target ("user" or room id) and a short English message.
- * Loop thread, after the fact; at most 1024 wait to be reported (more are
- * only counted). Since: 0.1 */
+ * the run, its target (|target| AGENTWS_TARGET_USER or _ROOM, and the
+ * user or room id) and a short English message. Loop thread, after the
+ * fact; at most 1024 wait to be reported (more are only counted).
+ * Since: 0.1 */
 typedef void (*agentws_on_violation_cb)(agentws_manager *m, int rule,
                                         int outcome, const char *run_id,
-                                        const char *target_id,
+                                        int target, const char *target_id,
                                         const char *message,
                                         void *user_data);
 AGENTWS_EXTERN void

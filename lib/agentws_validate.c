@@ -75,8 +75,8 @@ void agentws__validate_report(agentws__emitter *e) {
                    agentws_outcome_name(r->outcome), r->run_id, r->target_id,
                    r->message);
       if (m->cbs.on_violation != NULL)
-        m->cbs.on_violation(m, r->rule, r->outcome, r->run_id, r->target_id,
-                            r->message, m->user_data);
+        m->cbs.on_violation(m, r->rule, r->outcome, r->run_id, r->target,
+                            r->target_id, r->message, m->user_data);
     }
   }
   agentws__validator_reports_free(e->mem, head);

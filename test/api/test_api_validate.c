@@ -42,7 +42,7 @@ static const char *const type_names[NT] = {
 /* ------------------------------------------------ violation recorder */
 
 typedef struct vrec {
-  int rule, outcome;
+  int rule, outcome, target;
   char run_id[80], target_id[32], message[160];
 } vrec;
 
@@ -60,14 +60,16 @@ typedef struct vlog {
 static vlog g_vlog;
 
 static void on_violation(agentws_manager *m, int rule, int outcome,
-                         const char *run_id, const char *target_id,
-                         const char *message, void *ud) {
+                         const char *run_id, int target,
+                         const char *target_id, const char *message,
+                         void *ud) {
   th_server *s = ud;
   uv_thread_t self = uv_thread_self();
   if (!uv_thread_equal(&self, &g_vlog.loop_thread))
     g_vlog.wrong_thread++;
   if (m != s->m || rule < 0 || rule > 9 || outcome < 0 || outcome > 3 ||
       run_id == NULL || target_id == NULL || message == NULL ||
+      (target != AGENTWS_TARGET_USER && target != AGENTWS_TARGET_ROOM) ||
       run_id[0] == '\0' || message[0] == '\0') {
     g_vlog.bad_args++;
   } else {
@@ -77,6 +79,7 @@ static void on_violation(agentws_manager *m, int rule, int outcome,
       vrec *v = &g_vlog.r[g_vlog.n++];
       v->rule = rule;
       v->outcome = outcome;
+      v->target = target;
       snprintf(v->run_id, sizeof(v->run_id), "%s", run_id);
       snprintf(v->target_id, sizeof(v->target_id), "%s", target_id);
       snprintf(v->message, sizeof(v->message), "%s", message);
@@ -836,6 +839,27 @@ static void test_default_is_warn(void **state) {
   th_finish(&s);
 }
 
+/* on_violation says whether the run's target is a user or a room. */
+static void test_violation_names_target_kind(void **state) {
+  static th_server s;
+  (void)state;
+  vstart(&s, vcfg(AGENTWS_VALIDATION_WARN));
+  assert_int_equal(agentws_emit_agent_completed(s.m, AGENTWS_TARGET_ROOM,
+                                                "room-x", "r1", 1, NULL,
+                                                NULL),
+                   0);
+  assert_int_equal(agentws_emit_agent_completed(s.m, USER, "room-x", "r1",
+                                                1, NULL, NULL),
+                   0);
+  TH_RUN_UNTIL(&s, g_vlog.n == 2);
+  assert_int_equal(g_vlog.r[0].target, AGENTWS_TARGET_ROOM);
+  assert_string_equal(g_vlog.r[0].target_id, "room-x");
+  assert_int_equal(g_vlog.r[1].target, AGENTWS_TARGET_USER);
+  assert_string_equal(g_vlog.r[1].target_id, "room-x");
+  assert_int_equal(g_vlog.bad_args, 0);
+  th_finish(&s);
+}
+
 /* Off: nothing checked, counted or tracked. */
 static void test_off(void **state) {
   static th_server s;
@@ -1329,6 +1353,7 @@ int main(void) {
       TH_TEST(test_strict_refuses),
       TH_TEST(test_repair_synthesizes),
       TH_TEST(test_default_is_warn),
+      TH_TEST(test_violation_names_target_kind),
       TH_TEST(test_off),
       TH_TEST(test_rule_override),
       TH_TEST(test_stall_repair),
