@@ -38,6 +38,7 @@
 #include "demo_auth.h"
 #include "demo_broken.h"
 #include "demo_monitor.h"
+#include "demo_opts.h"
 #include "demo_web.h"
 
 #define MAX_BURST 100000  /* largest "/burst N" */
@@ -634,17 +635,6 @@ static void usage(FILE *f) {
   demo_web_usage(f);
 }
 
-static int parse_i64(const char *s, int64_t *out) {
-  char *end;
-  long long v;
-  errno = 0;
-  v = strtoll(s, &end, 10);
-  if (errno != 0 || *end != '\0' || end == s)
-    return -1;
-  *out = v;
-  return 0;
-}
-
 enum {
   OPT_HOST = 256, OPT_PORT, OPT_MODE, OPT_MAX_MSG, OPT_MAX_QUEUED,
   OPT_MAX_HDR, OPT_HS_TIMEOUT, OPT_PING, OPT_PONG, OPT_IDLE, OPT_CLOSE,
@@ -719,7 +709,7 @@ static int apply(demo *d, agentws_config *cfg, int opt, const char *arg) {
     return -1;
   }
   if (opt != OPT_ORIGIN && opt != OPT_SUBPROTO && opt != OPT_WS_PATH &&
-      parse_i64(arg, &v) != 0) {
+      demo_parse_i64(arg, &v) != 0) {
     fprintf(stderr, "agentws-demo: not a number: %s\n", arg);
     return -1;
   }
@@ -835,7 +825,7 @@ int main(int argc, char **argv) {
     switch (opt) {
     case OPT_HOST: host = optarg; break;
     case OPT_PORT:
-      if (parse_i64(optarg, &port) != 0 || port < 0 || port > 65535) {
+      if (demo_parse_i64(optarg, &port) != 0 || port < 0 || port > 65535) {
         fprintf(stderr, "agentws-demo: bad port: %s\n", optarg);
         status = 2;
         goto out;

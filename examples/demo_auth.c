@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "demo_auth.h"
+#include "demo_opts.h"
 
 static const char *const names[DEMO_AUTH_NOPTS] = {
     "jwt-hs256-secret-file", "jwks-file",     "jwt-pem-file",
@@ -16,13 +17,7 @@ static const char *const names[DEMO_AUTH_NOPTS] = {
     "token-sources",         "token-expiring-s", "jwt-user-claim"};
 
 void demo_auth_options(struct option *out, int base) {
-  int i;
-  for (i = 0; i < DEMO_AUTH_NOPTS; i++) {
-    out[i].name = names[i];
-    out[i].has_arg = required_argument;
-    out[i].flag = NULL;
-    out[i].val = base + i;
-  }
+  demo_opts_fill(out, names, DEMO_AUTH_NOPTS, base, -1);
 }
 
 void demo_auth_usage(FILE *f) {
@@ -33,17 +28,6 @@ void demo_auth_usage(FILE *f) {
           "  [--jwt-user-claim C] [--token-sources LIST] "
           "[--token-expiring-s N]\n"
           "  (SIGHUP reloads the key files)\n");
-}
-
-static int number(const char *s, int64_t *out) {
-  char *end;
-  long long v;
-  errno = 0;
-  v = strtoll(s, &end, 10);
-  if (errno != 0 || *end != '\0' || end == s)
-    return -1;
-  *out = v;
-  return 0;
 }
 
 int demo_auth_apply(demo_auth *a, agentws_config *cfg, int idx,
@@ -61,7 +45,7 @@ int demo_auth_apply(demo_auth *a, agentws_config *cfg, int idx,
   case 9: rv = agentws_config_set_token_sources(cfg, arg); break;
   case 11: rv = agentws_config_set_jwt_user_claim(cfg, arg); break;
   default:
-    if (number(arg, &v) != 0) {
+    if (demo_parse_i64(arg, &v) != 0) {
       fprintf(stderr, "agentws-demo: --%s needs a number\n", names[idx]);
       return -1;
     }

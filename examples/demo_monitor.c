@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "demo_monitor.h"
+#include "demo_opts.h"
 
 static const char *const names[DEMO_MONITOR_NOPTS] = {
     "http-token",          "no-monitor",          "monitor-interval-ms",
@@ -20,13 +21,7 @@ enum { HTTP_TOKEN, NO_MONITOR, INTERVAL, LOOP_LAG, ACK_TIMEOUT, QUEUE_BYTES,
        WINDOW, VIOLATIONS, AUTH_TIMEOUTS, LOG_LEVEL };
 
 void demo_monitor_options(struct option *out, int base) {
-  int i;
-  for (i = 0; i < DEMO_MONITOR_NOPTS; i++) {
-    out[i].name = names[i];
-    out[i].has_arg = i == NO_MONITOR ? no_argument : required_argument;
-    out[i].flag = NULL;
-    out[i].val = base + i;
-  }
+  demo_opts_fill(out, names, DEMO_MONITOR_NOPTS, base, NO_MONITOR);
 }
 
 void demo_monitor_usage(FILE *f) {
@@ -41,17 +36,6 @@ void demo_monitor_usage(FILE *f) {
           "  [--log-level error|warn|info|debug]\n"
           "  (alerts: stderr and custom events \"monitor.alert\" in room "
           "\"" DEMO_MONITOR_ROOM "\")\n");
-}
-
-static int number(const char *s, int64_t *out) {
-  char *end;
-  long long v;
-  errno = 0;
-  v = strtoll(s, &end, 10);
-  if (errno != 0 || *end != '\0' || end == s)
-    return -1;
-  *out = v;
-  return 0;
 }
 
 static int log_level(agentws_config *cfg, const char *arg) {
@@ -74,7 +58,7 @@ int demo_monitor_apply(agentws_config *cfg, int idx, const char *arg) {
     rv = agentws_config_set_monitor(cfg, 0);
   else if (idx == LOG_LEVEL)
     return log_level(cfg, arg);
-  else if (number(arg, &v) != 0) {
+  else if (demo_parse_i64(arg, &v) != 0) {
     fprintf(stderr, "agentws-demo: --%s needs a number\n", names[idx]);
     return -1;
   } else {

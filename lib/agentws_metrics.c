@@ -50,14 +50,18 @@ static void one(w *o, const char *name, const char *type, const char *help,
   put(o, "agentws_%s %llu\n", name, (unsigned long long)v);
 }
 
-/* A family with one label, its values read from consecutive stats. */
+/* A family with one label over the consecutive stats |first| .. +n-1; each
+ * label value is the stat's name less its |prefix| ("closed_1000" ->
+ * "1000"), so the names live in one place (agentws_stats.c). */
 static void labeled(w *o, const uint64_t *v, const char *name,
                     const char *type, const char *help, const char *label,
-                    int first, const char *const *values, int n) {
+                    int first, int n, const char *prefix) {
+  size_t plen = strlen(prefix);
   int i;
   family(o, name, type, help);
   for (i = 0; i < n; i++)
-    put(o, "agentws_%s{%s=\"%s\"} %llu\n", name, label, values[i],
+    put(o, "agentws_%s{%s=\"%s\"} %llu\n", name, label,
+        agentws_stat_name(first + i) + plen,
         (unsigned long long)v[first + i]);
 }
 
@@ -81,38 +85,120 @@ static void histogram(w *o, agentws_manager *m, int h, const char *name,
   put(o, "agentws_%s_count %llu\n", name, (unsigned long long)cum);
 }
 
-static const char *const close_codes[] = {
-    "1000", "1001", "1002", "1005", "1006", "1007",
-    "1008", "1009", "1011", "1013", "4001", "other"};
-static const char *const statuses[] = {"400", "401", "403", "404", "405",
-                                       "408", "426", "429", "431", "500",
-                                       "503", "505", "other"};
-static const char *const auth_reasons[] = {
-    "missing_token", "malformed",   "bad_algorithm", "unknown_key",
-    "bad_signature", "expired",     "not_yet_valid", "bad_issuer",
-    "bad_audience",  "bad_claims",  "forbidden",     "hook_refused",
-    "timeout",       "user_limit"};
-static const char *const types[] = {
-    "agent_started",   "agent_thinking",  "tool_executing", "tool_completed",
-    "agent_completed", "agent_error",     "custom"};
-static const char *const drops[] = {"invalid", "validation", "shutdown",
-                                    "nomem", "missed"};
-static const char *const rules[] = {
-    "schema",           "run_not_started",      "duplicate_start",
-    "orphan_tool_result", "duplicate_tool_call", "event_after_terminal",
-    "open_tools_at_end", "run_stalled",          "tool_timeout",
-    "run_limit"};
-static const char *const outcomes[] = {"warned", "refused", "repaired",
-                                       "dropped"};
-static const char *const alerts[] = {
-    "run_stalled", "tool_timeout", "unacked",       "slow_consumer",
-    "half_open",   "loop_lag",     "auth_timeouts", "validation_rate"};
+/* Families of one unlabeled sample. */
+typedef struct single {
+  const char *name, *type, *help;
+  int stat;
+} single;
 
-#define N(a) ((int)(sizeof(a) / sizeof((a)[0])))
+static const single singles[] = {
+    {"connections_opened_total", "counter",
+     "WebSocket handshakes completed.", AGENTWS_STAT_CONNECTIONS_OPENED},
+    {"http_requests_total", "counter",
+     "Endpoint and host page requests answered.",
+     AGENTWS_STAT_HTTP_REQUESTS},
+    {"auth_accepted_total", "counter", "Handshakes given a user.",
+     AGENTWS_STAT_AUTH_ACCEPTED},
+    {"auth_cache_hits_total", "counter",
+     "Token verifications answered from the cache.",
+     AGENTWS_STAT_AUTH_CACHE_HITS},
+    {"auth_cache_misses_total", "counter", "Full token verifications.",
+     AGENTWS_STAT_AUTH_CACHE_MISSES},
+    {"token_expiring_sent_total", "counter", "token_expiring messages sent.",
+     AGENTWS_STAT_TOKEN_EXPIRING_SENT},
+    {"token_refreshed_total", "counter", "In-band refreshes accepted.",
+     AGENTWS_STAT_TOKEN_REFRESHED},
+    {"token_refresh_failed_total", "counter", "In-band refreshes refused.",
+     AGENTWS_STAT_TOKEN_REFRESH_FAILED},
+    {"token_expired_closes_total", "counter", "Connections closed with 4001.",
+     AGENTWS_STAT_TOKEN_EXPIRED_CLOSES},
+    {"events_delivered_total", "counter", "Events queued to a connection.",
+     AGENTWS_STAT_EVENTS_DELIVERED},
+    {"events_written_total", "counter",
+     "Delivered events taken by the kernel.", AGENTWS_STAT_EVENTS_WRITTEN},
+    {"events_acked_total", "counter",
+     "Delivered events acknowledged by clients.", AGENTWS_STAT_EVENTS_ACKED},
+    {"events_replayed_total", "counter", "Events delivered from the backlog.",
+     AGENTWS_STAT_EVENTS_REPLAYED},
+    {"events_coalesced_total", "counter",
+     "Thinking deltas merged away for slow connections.",
+     AGENTWS_STAT_EVENTS_COALESCED},
+    {"events_synthesized_total", "counter",
+     "Events made by validator repairs.", AGENTWS_STAT_EVENTS_SYNTHESIZED},
+    {"client_messages_refused_total", "counter",
+     "Client messages answered with an error message.",
+     AGENTWS_STAT_CLIENT_MESSAGES_REFUSED},
+    {"slow_consumer_closes_total", "counter",
+     "Connections closed with 1013 (slow consumer).",
+     AGENTWS_STAT_SLOW_CONSUMER_CLOSES},
+    {"received_bytes_total", "counter", "Bytes read from sockets.",
+     AGENTWS_STAT_BYTES_RECEIVED},
+    {"sent_bytes_total", "counter", "Bytes written to sockets.",
+     AGENTWS_STAT_BYTES_SENT},
+    {"queued_bytes", "gauge", "Output waiting in the library, all connections.",
+     AGENTWS_STAT_QUEUED_BYTES},
+    {"queued_bytes_max", "gauge",
+     "Highest sampled value of agentws_queued_bytes.",
+     AGENTWS_STAT_QUEUED_BYTES_MAX},
+    {"users", "gauge", "Users known (with a stream or connection).",
+     AGENTWS_STAT_USERS},
+    {"rooms", "gauge", "Rooms known.", AGENTWS_STAT_ROOMS},
+    {"runs_live", "gauge", "Runs tracked by the validator.",
+     AGENTWS_STAT_RUNS_LIVE},
+    {"runs_stalled", "gauge", "Live runs stalled now.",
+     AGENTWS_STAT_RUNS_STALLED}};
+
+/* Families with one label. */
+typedef struct multi {
+  const char *name, *type, *help, *label;
+  int first, n;
+  const char *prefix; /* of the stats' names, left out of the label */
+} multi;
+
+#define SPAN(a, b) (a), ((b) - (a) + 1)
+
+static const multi multis[] = {
+    {"connections_closed_total", "counter",
+     "Opened connections that ended, by close code.", "code",
+     SPAN(AGENTWS_STAT_CLOSED_1000, AGENTWS_STAT_CLOSED_OTHER), "closed_"},
+    {"handshakes_refused_total", "counter",
+     "HTTP requests answered with an error status.", "status",
+     SPAN(AGENTWS_STAT_REFUSED_400, AGENTWS_STAT_REFUSED_OTHER), "refused_"},
+    {"auth_refused_total", "counter",
+     "Handshakes refused by authentication, by reason.", "reason",
+     SPAN(AGENTWS_STAT_AUTH_MISSING_TOKEN, AGENTWS_STAT_AUTH_USER_LIMIT),
+     "auth_"},
+    {"events_emitted_total", "counter",
+     "Events published (given a seq), by type.", "type",
+     SPAN(AGENTWS_STAT_EMITTED_AGENT_STARTED, AGENTWS_STAT_EMITTED_CUSTOM),
+     "emitted_"},
+    {"events_dropped_total", "counter",
+     "Events that reached nobody, by reason.", "reason",
+     SPAN(AGENTWS_STAT_DROPPED_INVALID, AGENTWS_STAT_DROPPED_MISSED),
+     "dropped_"},
+    {"validation_violations_total", "counter",
+     "Validation violations, by rule.", "rule",
+     SPAN(AGENTWS_STAT_VIOLATION_SCHEMA, AGENTWS_STAT_VIOLATION_RUN_LIMIT),
+     "violation_"},
+    {"validation_outcomes_total", "counter", "What became of violations.",
+     "outcome",
+     SPAN(AGENTWS_STAT_VIOLATIONS_WARNED, AGENTWS_STAT_VIOLATIONS_DROPPED),
+     "violations_"},
+    {"alerts_total", "counter", "Alerts fired, by rule.", "rule",
+     SPAN(AGENTWS_STAT_ALERTS_RUN_STALLED,
+          AGENTWS_STAT_ALERTS_VALIDATION_RATE),
+     "alerts_"},
+    {"alerts_active", "gauge", "Alerts firing now, by rule.", "rule",
+     SPAN(AGENTWS_STAT_ACTIVE_RUN_STALLED,
+          AGENTWS_STAT_ACTIVE_VALIDATION_RATE),
+     "active_"}};
+
+#define N(a) (sizeof(a) / sizeof((a)[0]))
 
 int agentws__metrics_write(agentws_manager *m, agentws__buf *out) {
   uint64_t v[AGENTWS__NSTATS];
   agentws__transport *t = &m->transport;
+  size_t i;
   w o;
   o.out = out;
   o.mem = m->mem;
@@ -127,96 +213,19 @@ int agentws__metrics_write(agentws_manager *m, agentws__buf *out) {
       v[AGENTWS_STAT_CONNECTIONS]);
   one(&o, "tcp_connections", "gauge",
       "Open TCP connections, HTTP phase included.", t->num_conns);
-  one(&o, "connections_opened_total", "counter",
-      "WebSocket handshakes completed.", v[AGENTWS_STAT_CONNECTIONS_OPENED]);
-  labeled(&o, v, "connections_closed_total", "counter",
-          "Opened connections that ended, by close code.", "code",
-          AGENTWS_STAT_CLOSED_1000, close_codes, N(close_codes));
-  labeled(&o, v, "handshakes_refused_total", "counter",
-          "HTTP requests answered with an error status.", "status",
-          AGENTWS_STAT_REFUSED_400, statuses, N(statuses));
-  one(&o, "http_requests_total", "counter",
-      "Endpoint and host page requests answered.",
-      v[AGENTWS_STAT_HTTP_REQUESTS]);
-  one(&o, "auth_accepted_total", "counter", "Handshakes given a user.",
-      v[AGENTWS_STAT_AUTH_ACCEPTED]);
-  labeled(&o, v, "auth_refused_total", "counter",
-          "Handshakes refused by authentication, by reason.", "reason",
-          AGENTWS_STAT_AUTH_MISSING_TOKEN, auth_reasons, N(auth_reasons));
-  one(&o, "auth_cache_hits_total", "counter",
-      "Token verifications answered from the cache.",
-      v[AGENTWS_STAT_AUTH_CACHE_HITS]);
-  one(&o, "auth_cache_misses_total", "counter",
-      "Full token verifications.", v[AGENTWS_STAT_AUTH_CACHE_MISSES]);
-  one(&o, "token_expiring_sent_total", "counter",
-      "token_expiring messages sent.", v[AGENTWS_STAT_TOKEN_EXPIRING_SENT]);
-  one(&o, "token_refreshed_total", "counter", "In-band refreshes accepted.",
-      v[AGENTWS_STAT_TOKEN_REFRESHED]);
-  one(&o, "token_refresh_failed_total", "counter",
-      "In-band refreshes refused.", v[AGENTWS_STAT_TOKEN_REFRESH_FAILED]);
-  one(&o, "token_expired_closes_total", "counter",
-      "Connections closed with 4001.", v[AGENTWS_STAT_TOKEN_EXPIRED_CLOSES]);
-  labeled(&o, v, "events_emitted_total", "counter",
-          "Events published (given a seq), by type.", "type",
-          AGENTWS_STAT_EMITTED_AGENT_STARTED, types, N(types));
-  one(&o, "events_delivered_total", "counter",
-      "Events queued to a connection.", v[AGENTWS_STAT_EVENTS_DELIVERED]);
-  one(&o, "events_written_total", "counter",
-      "Delivered events taken by the kernel.",
-      v[AGENTWS_STAT_EVENTS_WRITTEN]);
-  one(&o, "events_acked_total", "counter",
-      "Delivered events acknowledged by clients.",
-      v[AGENTWS_STAT_EVENTS_ACKED]);
-  one(&o, "events_replayed_total", "counter",
-      "Events delivered from the backlog.", v[AGENTWS_STAT_EVENTS_REPLAYED]);
-  one(&o, "events_coalesced_total", "counter",
-      "Thinking deltas merged away for slow connections.",
-      v[AGENTWS_STAT_EVENTS_COALESCED]);
-  one(&o, "events_synthesized_total", "counter",
-      "Events made by validator repairs.",
-      v[AGENTWS_STAT_EVENTS_SYNTHESIZED]);
-  labeled(&o, v, "events_dropped_total", "counter",
-          "Events that reached nobody, by reason.", "reason",
-          AGENTWS_STAT_DROPPED_INVALID, drops, N(drops));
-  labeled(&o, v, "validation_violations_total", "counter",
-          "Validation violations, by rule.", "rule",
-          AGENTWS_STAT_VIOLATION_SCHEMA, rules, N(rules));
-  labeled(&o, v, "validation_outcomes_total", "counter",
-          "What became of violations.", "outcome",
-          AGENTWS_STAT_VIOLATIONS_WARNED, outcomes, N(outcomes));
-  one(&o, "client_messages_refused_total", "counter",
-      "Client messages answered with an error message.",
-      v[AGENTWS_STAT_CLIENT_MESSAGES_REFUSED]);
-  one(&o, "slow_consumer_closes_total", "counter",
-      "Connections closed with 1013 (slow consumer).",
-      v[AGENTWS_STAT_SLOW_CONSUMER_CLOSES]);
-  one(&o, "received_bytes_total", "counter", "Bytes read from sockets.",
-      v[AGENTWS_STAT_BYTES_RECEIVED]);
-  one(&o, "sent_bytes_total", "counter", "Bytes written to sockets.",
-      v[AGENTWS_STAT_BYTES_SENT]);
-  one(&o, "queued_bytes", "gauge",
-      "Output waiting in the library, all connections.",
-      v[AGENTWS_STAT_QUEUED_BYTES]);
-  one(&o, "queued_bytes_max", "gauge",
-      "Highest sampled value of agentws_queued_bytes.",
-      v[AGENTWS_STAT_QUEUED_BYTES_MAX]);
-  one(&o, "users", "gauge", "Users known (with a stream or connection).",
-      v[AGENTWS_STAT_USERS]);
-  one(&o, "rooms", "gauge", "Rooms known.", v[AGENTWS_STAT_ROOMS]);
-  one(&o, "runs_live", "gauge", "Runs tracked by the validator.",
-      v[AGENTWS_STAT_RUNS_LIVE]);
-  one(&o, "runs_stalled", "gauge", "Live runs stalled now.",
-      v[AGENTWS_STAT_RUNS_STALLED]);
+  for (i = 0; i < N(singles); i++)
+    one(&o, singles[i].name, singles[i].type, singles[i].help,
+        v[singles[i].stat]);
+  for (i = 0; i < N(multis); i++)
+    labeled(&o, v, multis[i].name, multis[i].type, multis[i].help,
+            multis[i].label, multis[i].first, multis[i].n,
+            multis[i].prefix);
   family(&o, "loop_lag_seconds", "gauge", "Event loop lag, last probe.");
   put(&o, "agentws_loop_lag_seconds %.6f\n",
       (double)v[AGENTWS_STAT_LOOP_LAG_US] / 1e6);
   family(&o, "loop_lag_max_seconds", "gauge", "Highest event loop lag.");
   put(&o, "agentws_loop_lag_max_seconds %.6f\n",
       (double)v[AGENTWS_STAT_LOOP_LAG_MAX_US] / 1e6);
-  labeled(&o, v, "alerts_total", "counter", "Alerts fired, by rule.", "rule",
-          AGENTWS_STAT_ALERTS_RUN_STALLED, alerts, N(alerts));
-  labeled(&o, v, "alerts_active", "gauge", "Alerts firing now, by rule.",
-          "rule", AGENTWS_STAT_ACTIVE_RUN_STALLED, alerts, N(alerts));
   histogram(&o, m, AGENTWS_HIST_EMIT_TO_WRITE, "emit_to_write_seconds",
             "Time from emit to the kernel taking the event.");
   histogram(&o, m, AGENTWS_HIST_EMIT_TO_ACK, "emit_to_ack_seconds",

@@ -23,19 +23,7 @@
 
   const runs = new Map(); // run_id -> {el, thinking, text, deltas, coalesced, tools, ended}
 
-  function el(tag, attrs, ...children) {
-    const e = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs || {})) {
-      if (v === undefined || v === null) continue;
-      if (k === 'class') e.className = v;
-      else e.setAttribute(k, String(v));
-    }
-    for (const c of children) {
-      if (c === null || c === undefined) continue;
-      e.append(c instanceof Node ? c : document.createTextNode(String(c)));
-    }
-    return e;
-  }
+  const el = window.agentwsEl;
 
   function json(v) {
     return JSON.stringify(v, null, 1);

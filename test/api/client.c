@@ -389,11 +389,14 @@ int tc_read_close(tc_client *c, int *code, char *reason, size_t cap,
   }
 }
 
-int tc_wait_eof(tc_client *c, int timeout_ms) {
+/* Reads until EOF; |keep| keeps the bytes in c->in, else they are
+ * dropped as they come (a long stream needs no memory). */
+static int read_until_eof(tc_client *c, int timeout_ms, int keep) {
   uint64_t deadline = tc_now_ms() + (uint64_t)timeout_ms;
   for (;;) {
     int r;
-    c->in_len = 0;
+    if (!keep)
+      c->in_len = 0;
     if (c->eof)
       return 0;
     r = wait_fd(c, POLLIN, deadline);
@@ -404,19 +407,14 @@ int tc_wait_eof(tc_client *c, int timeout_ms) {
   }
 }
 
-int tc_read_to_eof(tc_client *c, int timeout_ms) {
-  uint64_t deadline = tc_now_ms() + (uint64_t)timeout_ms;
-  for (;;) {
-    int r;
-    if (c->eof)
-      return 0;
-    r = wait_fd(c, POLLIN, deadline);
-    if (r < 0)
-      return r;
-    if (r > 0)
-      recv_some(c);
-  }
+int tc_wait_eof(tc_client *c, int timeout_ms) {
+  return read_until_eof(c, timeout_ms, 0);
 }
+
+int tc_read_to_eof(tc_client *c, int timeout_ms) {
+  return read_until_eof(c, timeout_ms, 1);
+}
+
 
 int tc_echo(tc_client *c, int opcode, const void *data, size_t len) {
   tc_frame f;
