@@ -40,42 +40,44 @@ void agentws__monitor_cfg_free(agentws__monitor_cfg *c,
   c->http_token = NULL;
 }
 
-static int in(int64_t v, int64_t lo, int64_t hi) { return v >= lo && v <= hi; }
-
-int agentws_config_set_monitor(agentws_config *cfg, int enabled) {
+/* Stores |v| in |*field| if it is in [lo, hi] (or 0 when |zero_ok|). */
+static int set_i64(agentws_config *cfg, int64_t *field, int64_t v,
+                   int64_t lo, int64_t hi, int zero_ok) {
   if (cfg == NULL)
     return AGENTWS_ERR_INVALID_ARGUMENT;
-  if (enabled != 0 && enabled != 1)
+  if (!(v >= lo && v <= hi) && !(zero_ok && v == 0))
     return AGENTWS_ERR_OUT_OF_RANGE;
-  cfg->mon.enabled = enabled;
+  *field = v;
   return 0;
+}
+
+/* The same for 0/1 switches. */
+static int set_flag(agentws_config *cfg, int *field, int v) {
+  if (cfg == NULL)
+    return AGENTWS_ERR_INVALID_ARGUMENT;
+  if (v != 0 && v != 1)
+    return AGENTWS_ERR_OUT_OF_RANGE;
+  *field = v;
+  return 0;
+}
+
+int agentws_config_set_monitor(agentws_config *cfg, int enabled) {
+  return set_flag(cfg, cfg != NULL ? &cfg->mon.enabled : NULL, enabled);
 }
 
 int agentws_config_set_monitor_interval_ms(agentws_config *cfg, int64_t ms) {
-  if (cfg == NULL)
-    return AGENTWS_ERR_INVALID_ARGUMENT;
-  if (!in(ms, 10, 60000))
-    return AGENTWS_ERR_OUT_OF_RANGE;
-  cfg->mon.interval_ms = ms;
-  return 0;
+  return set_i64(cfg, cfg != NULL ? &cfg->mon.interval_ms : NULL, ms, 10,
+                 60000, 0);
 }
 
 int agentws_config_set_alert_loop_lag_ms(agentws_config *cfg, int64_t ms) {
-  if (cfg == NULL)
-    return AGENTWS_ERR_INVALID_ARGUMENT;
-  if (ms != 0 && !in(ms, 1, 600000))
-    return AGENTWS_ERR_OUT_OF_RANGE;
-  cfg->mon.lag_alert_ms = ms;
-  return 0;
+  return set_i64(cfg, cfg != NULL ? &cfg->mon.lag_alert_ms : NULL, ms, 1,
+                 600000, 1);
 }
 
 int agentws_config_set_alert_ack_timeout_ms(agentws_config *cfg, int64_t ms) {
-  if (cfg == NULL)
-    return AGENTWS_ERR_INVALID_ARGUMENT;
-  if (ms != 0 && !in(ms, 10, 86400000))
-    return AGENTWS_ERR_OUT_OF_RANGE;
-  cfg->mon.ack_timeout_ms = ms;
-  return 0;
+  return set_i64(cfg, cfg != NULL ? &cfg->mon.ack_timeout_ms : NULL, ms, 10,
+                 86400000, 1);
 }
 
 int agentws_config_set_alert_queue_bytes(agentws_config *cfg,
@@ -89,49 +91,27 @@ int agentws_config_set_alert_queue_bytes(agentws_config *cfg,
 }
 
 int agentws_config_set_alert_auth_timeouts(agentws_config *cfg, int64_t n) {
-  if (cfg == NULL)
-    return AGENTWS_ERR_INVALID_ARGUMENT;
-  if (!in(n, 0, 1000000))
-    return AGENTWS_ERR_OUT_OF_RANGE;
-  cfg->mon.auth_timeouts = n;
-  return 0;
+  return set_i64(cfg, cfg != NULL ? &cfg->mon.auth_timeouts : NULL, n, 0,
+                 1000000, 0);
 }
 
 int agentws_config_set_alert_violations_per_s(agentws_config *cfg,
                                               int64_t n) {
-  if (cfg == NULL)
-    return AGENTWS_ERR_INVALID_ARGUMENT;
-  if (!in(n, 0, 10000000))
-    return AGENTWS_ERR_OUT_OF_RANGE;
-  cfg->mon.violations_per_s = n;
-  return 0;
+  return set_i64(cfg, cfg != NULL ? &cfg->mon.violations_per_s : NULL, n, 0,
+                 10000000, 0);
 }
 
 int agentws_config_set_alert_window_ms(agentws_config *cfg, int64_t ms) {
-  if (cfg == NULL)
-    return AGENTWS_ERR_INVALID_ARGUMENT;
-  if (!in(ms, 100, 3600000))
-    return AGENTWS_ERR_OUT_OF_RANGE;
-  cfg->mon.window_ms = ms;
-  return 0;
+  return set_i64(cfg, cfg != NULL ? &cfg->mon.window_ms : NULL, ms, 100,
+                 3600000, 0);
 }
 
 int agentws_config_set_metrics(agentws_config *cfg, int enabled) {
-  if (cfg == NULL)
-    return AGENTWS_ERR_INVALID_ARGUMENT;
-  if (enabled != 0 && enabled != 1)
-    return AGENTWS_ERR_OUT_OF_RANGE;
-  cfg->mon.metrics = enabled;
-  return 0;
+  return set_flag(cfg, cfg != NULL ? &cfg->mon.metrics : NULL, enabled);
 }
 
 int agentws_config_set_readyz(agentws_config *cfg, int enabled) {
-  if (cfg == NULL)
-    return AGENTWS_ERR_INVALID_ARGUMENT;
-  if (enabled != 0 && enabled != 1)
-    return AGENTWS_ERR_OUT_OF_RANGE;
-  cfg->mon.readyz = enabled;
-  return 0;
+  return set_flag(cfg, cfg != NULL ? &cfg->mon.readyz : NULL, enabled);
 }
 
 int agentws_config_set_http_token(agentws_config *cfg, const char *token) {
@@ -157,12 +137,8 @@ int agentws_config_set_http_token(agentws_config *cfg, const char *token) {
 
 int agentws_config_set_ready_max_loop_lag_ms(agentws_config *cfg,
                                              int64_t ms) {
-  if (cfg == NULL)
-    return AGENTWS_ERR_INVALID_ARGUMENT;
-  if (!in(ms, 1, 600000))
-    return AGENTWS_ERR_OUT_OF_RANGE;
-  cfg->mon.ready_lag_ms = ms;
-  return 0;
+  return set_i64(cfg, cfg != NULL ? &cfg->mon.ready_lag_ms : NULL, ms, 1,
+                 600000, 0);
 }
 
 int agentws_config_set_ready_max_queued_bytes(agentws_config *cfg,
