@@ -6,6 +6,7 @@
  *               [--tail T] [--linger L] [--rate R] [--threads T]
  *               [--type custom|thinking] [--size S] [--batch B] [--window K]
  *               [--max-conns-per-user M] [--wait S]
+ *               [--validation P] [--monitor on|off] [--scrape-ms N]
  *
  * A threaded manager (dev_insecure, ping off, default max_queued_bytes)
  * listens on 127.0.0.1:PORT and prints "listening on 127.0.0.1:PORT". The
@@ -37,6 +38,14 @@
  * during the run by close code. SIGINT/SIGTERM end the run early (still
  * reporting). Everything is bounded by the options; exit 0 unless the
  * options are bad (2) or the manager fails (1).
+ *
+ * --monitor off turns the library's monitor off (agentws_config_set_monitor
+ * 0: no latency histograms, detectors or gauges) to measure its cost.
+ * --scrape-ms N (N > 0) scrapes the host's own /metrics the way Prometheus
+ * would: a thread opens a TCP connection to 127.0.0.1:PORT every N ms from
+ * the start of emitting until it stops, sends "GET /metrics HTTP/1.1" and
+ * reads the answer to EOF (the library closes after it); the report counts
+ * scrapes, failures, the last body size and the slowest scrape.
  */
 #define _GNU_SOURCE
 
@@ -49,7 +58,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -79,6 +91,8 @@ struct opts {
   int max_per_user;
   int max_queued_kb; /* --max-queued-kb; 0: the library's default */
   int sndbuf_kb;     /* --sndbuf-kb; 0: the kernel's autotuning */
+  int monitor;       /* --monitor on (1, default) | off (0) */
+  int scrape_ms;     /* --scrape-ms; 0: no /metrics scrapes */
   double wait;     /* seconds to wait for the N connections */
 };
 
@@ -119,6 +133,13 @@ struct host {
   double lag_max_s[MAX_SAMPLES]; /* largest lag in each second since t0 */
   double lag_sum_s;          /* sum of lags, for the mean */
   struct emitter em[MAX_THREADS];
+  /* /metrics scraper (--scrape-ms), its own thread. */
+  int port;                  /* the bound port */
+  pthread_t scrape_tid;
+  unsigned long long scrapes;       /* answered 200 and read to EOF */
+  unsigned long long scrape_errors; /* connect/I/O failures, other status */
+  size_t scrape_bytes;       /* the last good answer, head included */
+  double scrape_max_s;       /* slowest good scrape, connect to EOF */
 };
 
 static volatile sig_atomic_t g_signalled;
@@ -353,6 +374,85 @@ static void *emitter_main(void *arg) {
   return NULL;
 }
 
+/* ---- /metrics scraper */
+
+/* One scrape: connect, request, read to EOF. Returns the bytes read (head
+ * and body) if the status was 200, else -1. Bounded by 5 s timeouts. */
+static long scrape_once(int port) {
+  static const char req[] = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+  char buf[16384];
+  struct sockaddr_in sa;
+  struct timeval tv = {5, 0};
+  size_t off = 0;
+  long total = 0;
+  int ok200 = 0;
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return -1;
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+  memset(&sa, 0, sizeof(sa));
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons((uint16_t)port);
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
+    goto fail;
+  while (off < sizeof(req) - 1) {
+    ssize_t n = send(fd, req + off, sizeof(req) - 1 - off, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      goto fail;
+    off += (size_t)n;
+  }
+  for (;;) {
+    ssize_t n = recv(fd, buf, sizeof(buf), 0);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0)
+      goto fail; /* error or timeout */
+    if (n == 0)
+      break;
+    if (total == 0 && n >= 12 && memcmp(buf, "HTTP/1.1 200", 12) == 0)
+      ok200 = 1;
+    total += n;
+  }
+  close(fd);
+  return ok200 ? total : -1;
+fail:
+  close(fd);
+  return -1;
+}
+
+/* Every scrape_ms from the start until stop (or a signal). */
+static void *scraper_main(void *arg) {
+  struct host *h = arg;
+  double period = h->o.scrape_ms / 1000.0, next = mono_s() + period;
+  while (!atomic_load(&h->stop) && !g_signalled) {
+    double now = mono_s();
+    if (now < next) {
+      sleep_s(next - now > 0.01 ? 0.01 : next - now);
+      continue;
+    }
+    {
+      long n = scrape_once(h->port);
+      double took = mono_s() - now;
+      if (n < 0) {
+        h->scrape_errors++;
+      } else {
+        h->scrapes++;
+        h->scrape_bytes = (size_t)n;
+        if (took > h->scrape_max_s)
+          h->scrape_max_s = took;
+      }
+    }
+    next += period;
+    if (next < mono_s())
+      next = mono_s(); /* overran: no burst to catch up */
+  }
+  return NULL;
+}
+
 /* ---- options */
 
 static void usage(FILE *f) {
@@ -362,7 +462,9 @@ static void usage(FILE *f) {
           "       [--threads T (1)] [--type custom|thinking (custom)] [--size S (200)]\n"
           "       [--batch B (64)] [--window K (8; 0 = unbounded)]\n"
           "       [--max-conns-per-user M (ceil(N/U), at least 5)] [--wait S (120)]\n"
-          "       [--max-queued-kb K (library default 1024)] [--sndbuf-kb K (kernel)]\n");
+          "       [--max-queued-kb K (library default 1024)] [--sndbuf-kb K (kernel)]\n"
+          "       [--validation off|warn|strict|repair (library default)]\n"
+          "       [--monitor on|off (on)] [--scrape-ms N (0: no /metrics scrapes)]\n");
 }
 
 static int num(const char *name, const char *s, double lo, double hi,
@@ -395,7 +497,8 @@ static int inum(const char *name, const char *s, int lo, int hi, int *out) {
 static int parse_opts(int argc, char **argv, struct opts *o) {
   enum { O_PORT = 256, O_CONNS, O_USERS, O_DURATION, O_WARMUP, O_TAIL,
          O_LINGER, O_RATE, O_THREADS, O_TYPE, O_SIZE, O_BATCH, O_WINDOW,
-         O_MAXPU, O_MAXQ, O_SNDBUF, O_WAIT, O_VALIDATION, O_HELP };
+         O_MAXPU, O_MAXQ, O_SNDBUF, O_WAIT, O_VALIDATION, O_MONITOR,
+         O_SCRAPE, O_HELP };
   static const struct option lo[] = {
       {"port", required_argument, NULL, O_PORT},
       {"conns", required_argument, NULL, O_CONNS},
@@ -415,6 +518,8 @@ static int parse_opts(int argc, char **argv, struct opts *o) {
       {"sndbuf-kb", required_argument, NULL, O_SNDBUF},
       {"wait", required_argument, NULL, O_WAIT},
       {"validation", required_argument, NULL, O_VALIDATION},
+      {"monitor", required_argument, NULL, O_MONITOR},
+      {"scrape-ms", required_argument, NULL, O_SCRAPE},
       {"help", no_argument, NULL, O_HELP},
       {NULL, 0, NULL, 0}};
   int ch, r = 0;
@@ -431,6 +536,7 @@ static int parse_opts(int argc, char **argv, struct opts *o) {
   o->batch = 64;
   o->window = 8;
   o->wait = 120;
+  o->monitor = 1;
   while (r == 0 && (ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
     switch (ch) {
     case O_PORT: r = inum("port", optarg, 0, 65535, &o->port); break;
@@ -465,6 +571,17 @@ static int parse_opts(int argc, char **argv, struct opts *o) {
       o->validation = k;
       break;
     }
+    case O_MONITOR:
+      if (strcmp(optarg, "on") == 0) {
+        o->monitor = 1;
+      } else if (strcmp(optarg, "off") == 0) {
+        o->monitor = 0;
+      } else {
+        fprintf(stderr, "fanout-host: --monitor is on or off\n");
+        r = -1;
+      }
+      break;
+    case O_SCRAPE: r = inum("scrape-ms", optarg, 0, 3600000, &o->scrape_ms); break;
     case O_BATCH: r = inum("batch", optarg, 1, 1000000, &o->batch); break;
     case O_WINDOW: r = inum("window", optarg, 0, 1000000, &o->window); break;
     case O_MAXPU: r = inum("max-conns-per-user", optarg, 1, 100000, &o->max_per_user); break;
@@ -543,7 +660,9 @@ static void print_report(struct host *h, double emit_s, double window_s,
     agentws_stats_free(st);
   }
   printf("{\"host\":\"fanout\",\"ok\":%s,\"conns\":%d,\"users\":%d,"
-         "\"type\":\"%s\",\"validation\":%d,\"size\":%d,\"threads\":%d,\"mode\":\"%s\","
+         "\"type\":\"%s\",\"validation\":%d,\"monitor\":\"%s\",\"scrape_ms\":%d,"
+         "\"scrapes\":%llu,\"scrape_errors\":%llu,\"scrape_bytes\":%zu,"
+         "\"scrape_max_ms\":%.1f,\"size\":%d,\"threads\":%d,\"mode\":\"%s\","
          "\"rate\":%.0f,\"batch\":%d,\"window\":%d,"
          "\"opened\":%llu,\"open_end\":%d,"
          "\"emit_s\":%.3f,\"events\":%llu,\"events_per_s\":%.1f,"
@@ -552,7 +671,9 @@ static void print_report(struct host *h, double emit_s, double window_s,
          "\"cpu_s\":%.3f,\"cpu_window_s\":%.3f,\"loop_cpu_window_s\":%.3f,"
          "\"emit_cpu_window_s\":%.3f,",
          ok ? "true" : "false", o->conns, o->users,
-         o->thinking ? "agent_thinking" : "custom", o->validation, o->size,
+         o->thinking ? "agent_thinking" : "custom", o->validation,
+         o->monitor ? "on" : "off", o->scrape_ms, h->scrapes, h->scrape_errors,
+         h->scrape_bytes, h->scrape_max_s * 1e3, o->size,
          o->threads,
          o->rate > 0 ? "rate" : "saturation", o->rate, o->batch, o->window,
          (unsigned long long)atomic_load(&h->opened), open_end, emit_s,
@@ -600,7 +721,7 @@ int main(int argc, char **argv) {
   struct opts *o = &h->o;
   agentws_config *cfg = NULL;
   agentws_callbacks *cbs = NULL;
-  int rv, bound = 0, i, nrss = 0, started = 0, ok = 1, open_end;
+  int rv, bound = 0, i, nrss = 0, started = 0, ok = 1, open_end, scraping = 0;
   double t0, t_w0 = 0, t_w1 = 0, t_end, next_sample, cpu0, cpu_w0 = 0,
          cpu_w1 = 0, cpu_end, loop_w0 = 0, loop_w1 = 0, em_w0 = 0, em_w1 = 0;
   unsigned long long ev_w0 = 0, ev_w1 = 0, ev_end = 0, errors = 0;
@@ -632,7 +753,8 @@ int main(int argc, char **argv) {
       (o->sndbuf_kb > 0 &&
        agentws_config_set_socket_send_buffer(cfg, (uint64_t)o->sndbuf_kb * 1024) != 0) ||
       (o->validation >= 0 &&
-       agentws_config_set_validation(cfg, o->validation) != 0)) {
+       agentws_config_set_validation(cfg, o->validation) != 0) ||
+      (!o->monitor && agentws_config_set_monitor(cfg, 0) != 0)) {
     fprintf(stderr, "fanout-host: config failed\n");
     return 1;
   }
@@ -654,6 +776,7 @@ int main(int argc, char **argv) {
     return 1;
   }
   agentws_manager_post(h->m, on_get_clock, h);
+  h->port = bound;
   printf("listening on 127.0.0.1:%d\n", bound);
   fflush(stdout);
 
@@ -709,6 +832,12 @@ int main(int argc, char **argv) {
     em->has_clock = pthread_getcpuclockid(em->tid, &em->cpu_clock) == 0;
     started++;
   }
+  if (o->scrape_ms > 0 && !atomic_load(&h->stop)) {
+    if (pthread_create(&h->scrape_tid, NULL, scraper_main, h) == 0)
+      scraping = 1;
+    else
+      fprintf(stderr, "fanout-host: cannot start the /metrics scraper\n");
+  }
 
   /* Phases and RSS samples on this thread; emitters run meanwhile. */
   next_sample = t0 + 1;
@@ -762,6 +891,8 @@ int main(int argc, char **argv) {
     ev_end += atomic_load(&h->em[i].emitted);
     errors += atomic_load(&h->em[i].errors);
   }
+  if (scraping)
+    pthread_join(h->scrape_tid, NULL); /* its fields are read below */
   cpu_end = rusage_cpu_s();
   {
     double emit_s = mono_s() - t0;
