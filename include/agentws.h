@@ -3,8 +3,11 @@
  *
  * Threading: all objects are bound to the thread running their uv loop; no
  * function is thread-safe unless its documentation says so. Callbacks run
- * only on the loop thread. Thread-safe: agentws_version*, agentws_strerror*,
- * agentws_err_*, agentws_manager_post, agentws_manager_stop.
+ * only on the loop thread (for a threaded manager: the library's thread,
+ * once started). Thread-safe: agentws_version*, agentws_strerror*,
+ * agentws_err_*, agentws_manager_post, agentws_manager_stop, every
+ * agentws_emit_*, agentws_manager_get_queued_events,
+ * agentws_manager_set_jwt_keys and agentws_manager_get_stats.
  *
  * Errors: fallible functions return 0 or a negative code: AGENTWS_ERR_* in
  * -1000..-1999 (codes <= -1900 are fatal), or a libuv status (-errno) passed
@@ -431,6 +434,11 @@ AGENTWS_EXTERN void agentws_manager_set_user_data(agentws_manager *m,
 AGENTWS_EXTERN int agentws_manager_post(agentws_manager *m, agentws_post_cb cb,
                                         void *user_data);
 
+/* Thread-safe: events emitted and not yet published by the loop thread
+ * (the emit queue is not bounded; a producer that must not outrun the
+ * loop can watch this). Since: 0.1 */
+AGENTWS_EXTERN uint64_t agentws_manager_get_queued_events(agentws_manager *m);
+
 /* Number of open connections (HTTP and WebSocket). Loop thread only.
  * Since: 0.1 */
 AGENTWS_EXTERN uint64_t agentws_manager_get_num_connections(agentws_manager *m);
@@ -602,6 +610,17 @@ agentws_request_get_header(const agentws_request *req, const char *name);
 /* The peer address, "127.0.0.1:5123" or "[::1]:5123". */
 AGENTWS_EXTERN const char *
 agentws_request_get_remote_address(const agentws_request *req);
+/* The number of header lines in the request (0 for a NULL |req|), so a
+ * hook that answers later can copy them all. Since: 0.1 */
+AGENTWS_EXTERN size_t
+agentws_request_get_header_count(const agentws_request *req);
+/* Header line |i| (0 .. count - 1, in the order received): stores its
+ * name and value (NUL-terminated, owned by the library, valid as |req|)
+ * in |*name| and |*value|. Returns 0, AGENTWS_ERR_INVALID_ARGUMENT or
+ * AGENTWS_ERR_OUT_OF_RANGE (|i| too large). Since: 0.1 */
+AGENTWS_EXTERN int agentws_request_get_header_at(const agentws_request *req,
+                                                 size_t i, const char **name,
+                                                 const char **value);
 
 /* --------------------------------------- agent protocol: connections */
 

@@ -27,6 +27,21 @@ const char *agentws_request_get_method(const agentws_request *req) {
   return req != NULL ? req->method : NULL;
 }
 
+size_t agentws_request_get_header_count(const agentws_request *req) {
+  return req != NULL ? req->nheaders : 0;
+}
+
+int agentws_request_get_header_at(const agentws_request *req, size_t i,
+                                  const char **name, const char **value) {
+  if (req == NULL || name == NULL || value == NULL)
+    return AGENTWS_ERR_INVALID_ARGUMENT;
+  if (i >= req->nheaders)
+    return AGENTWS_ERR_OUT_OF_RANGE;
+  *name = req->names[i];
+  *value = req->values[i];
+  return 0;
+}
+
 const char *agentws_request_get_target(const agentws_request *req) {
   return req != NULL ? req->target : NULL;
 }

@@ -68,9 +68,20 @@ static int emit(agentws_manager *m, agentws__emit_args *a) {
   else
     e->q_head = ev;
   e->q_tail = ev;
+  e->q_len++;
   uv_async_send(e->wake);
   uv_mutex_unlock(&e->lock);
   return 0;
+}
+
+uint64_t agentws_manager_get_queued_events(agentws_manager *m) {
+  uint64_t n;
+  if (m == NULL)
+    return 0;
+  uv_mutex_lock(&m->emitter.lock);
+  n = m->emitter.q_len;
+  uv_mutex_unlock(&m->emitter.lock);
+  return n;
 }
 
 #define TARGET_ARGS(a, t, id)                                               \
@@ -519,6 +530,7 @@ void agentws__emitter_drain(agentws__emitter *e) {
   uv_mutex_lock(&e->lock);
   ev = e->q_head;
   e->q_head = e->q_tail = NULL;
+  e->q_len = 0;
   uv_mutex_unlock(&e->lock);
   while (ev != NULL) {
     agentws__event *next = ev->next;

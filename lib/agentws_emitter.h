@@ -82,6 +82,7 @@ typedef struct agentws__emitter {
   uint64_t generation;           /* streams created, for epochs */
   uv_mutex_t lock;               /* guards the queue and closed */
   agentws__event *q_head, *q_tail; /* emitted, not yet published */
+  uint64_t q_len;                /* ... how many (under the lock) */
   int closed;                    /* no more emits accepted */
   uv_async_t *wake;              /* the manager's async handle */
   uv_timer_t sweep;              /* backlog age limit and garbage */

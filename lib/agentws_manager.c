@@ -179,6 +179,12 @@ static void begin_close(agentws_manager *m) {
 static void on_async(uv_async_t *h) {
   agentws_manager *m = h->data;
   int stop;
+  if (m->warn_insecure) {
+    m->warn_insecure = 0;
+    agentws__log(m, AGENTWS_LOG_WARN,
+                 "insecure development mode: the user id is taken from "
+                 "?user= without any authentication");
+  }
   drain_posts(m);
   agentws__emitter_drain(&m->emitter);
   uv_mutex_lock(&m->lock);
@@ -225,11 +231,10 @@ static int init(agentws_manager **out, uv_loop_t *loop, uv_loop_t *own,
     agentws__mem_free(mem, m);
     return rv;
   }
+  /* on_log runs on the loop thread only: the first async wakes it. */
   if (m->cfg->dev_insecure && !m->auth.jwt && m->cbs.on_authenticate == NULL &&
       m->cbs.on_log != NULL)
-    agentws__log(m, AGENTWS_LOG_WARN,
-                 "insecure development mode: the user id is taken from "
-                 "?user= without any authentication");
+    m->warn_insecure = 1;
   else if (m->cfg->dev_insecure && !m->auth.jwt &&
            m->cbs.on_authenticate == NULL)
     fprintf(stderr, "agentws: WARNING: insecure development mode: the user "
@@ -252,6 +257,8 @@ static int init(agentws_manager **out, uv_loop_t *loop, uv_loop_t *own,
     return rv;
   }
   m->async.data = m;
+  if (m->warn_insecure)
+    uv_async_send(&m->async);
   rv = agentws__emitter_init(&m->emitter, m, loop, &m->async, m->cfg, mem);
   if (rv != 0) {
     m->free_on_closed = 1;

@@ -42,6 +42,8 @@ struct agentws_manager {
   agentws__post *post_head, *post_tail; /* FIFO of posted calls */
   int post_closed;           /* no more posts accepted */
   int stop_requested;        /* agentws_manager_stop() asked (under lock) */
+  int warn_insecure;         /* dev mode warning for on_log, sent from the
+                                loop thread's first async callback */
   agentws__auth auth;        /* JWT keys, cache, token deadlines */
   agentws__stats stats;      /* counters for agentws_manager_get_stats */
   agentws__emitter emitter;  /* registry, streams, delivery */

@@ -36,6 +36,7 @@ static int synth(void *ctx, const agentws__emit_args *src) {
   else
     e->q_head = ev;
   e->q_tail = ev;
+  e->q_len++;
   e->synthesized++;
   return 0;
 }

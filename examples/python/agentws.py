@@ -186,6 +186,7 @@ FUNCTIONS = {
     "agentws_manager_get_num_connections": (U64, [P]),
     "agentws_manager_set_jwt_keys": (I, [P, P]),
     "agentws_manager_get_stats": (I, [P, P]),
+    "agentws_manager_get_queued_events": (U64, [P]),
     # connections, users, rooms
     "agentws_conn_send": (I, [P, U64, I, S, SZ]),
     "agentws_conn_close": (I, [P, U64, I, S, SZ]),
@@ -206,6 +207,8 @@ FUNCTIONS = {
     # requests (on_authenticate, on_http)
     "agentws_request_get_target": (S, [P]),
     "agentws_request_get_header": (S, [P, S]),
+    "agentws_request_get_header_count": (SZ, [P]),
+    "agentws_request_get_header_at": (I, [P, SZ, PS, PS]),
     "agentws_request_get_remote_address": (S, [P]),
     "agentws_request_get_method": (S, [P]),
     "agentws_request_get_user": (S, [P]),
@@ -495,19 +498,14 @@ class Request:
     """The HTTP request of on_authenticate or on_http.
 
     method, target, path, query, remote_address, user (of a verified JWT)
-    and claims are copied. header(name) reads the request during the hook;
-    after defer() the headers in SNAPSHOT_HEADERS stay readable from any
-    thread (the C API looks headers up by name only, so it cannot copy
-    them all).
+    and claims are copied. header(name) and headers() read the request
+    during the hook; after defer() every header line is copied, so both
+    stay readable from any thread.
 
     on_authenticate answers with accept(user) / refuse(status, reason), or
     by returning a user id (accept) or None/False (refuse 403). To answer
     later, call defer() and then accept/refuse from any thread within
     auth_timeout_ms (then the client gets 503)."""
-
-    SNAPSHOT_HEADERS = ("authorization", "cookie", "origin", "user-agent",
-                        "x-api-key", "x-forwarded-for",
-                        "sec-websocket-protocol")
 
     def __init__(self, manager, conn_id, ptr):
         lib_ = manager._lib
@@ -535,17 +533,38 @@ class Request:
         return {k: v[0] for k, v in urllib.parse.parse_qs(q).items()}
 
     def header(self, name):
+        """The first header line named |name| (any case), or None."""
         if self._in_hook and self._mgr._on_loop():
             return _text(self._lib.agentws_request_get_header(
                 self._ptr, _cstr(name, "name")))
-        if self._headers is not None and name.lower() in self._headers:
-            return self._headers[name.lower()]
+        if self._headers is not None:
+            for n, v in self._headers:
+                if n.lower() == name.lower():
+                    return v
+            return None
         raise _error(self._lib, ERR_INVALID_STATE, "Request.header",
                      f"header {name!r} is readable only inside the hook")
 
+    def headers(self):
+        """Every header line as (name, value), in the order received."""
+        if self._headers is not None:
+            return list(self._headers)
+        if not (self._in_hook and self._mgr._on_loop()):
+            raise _error(self._lib, ERR_INVALID_STATE, "Request.headers",
+                         "headers are readable only inside the hook")
+        lib_, out = self._lib, []
+        name, value = C.c_char_p(), C.c_char_p()
+        for i in range(lib_.agentws_request_get_header_count(self._ptr)):
+            _check(lib_, lib_.agentws_request_get_header_at(
+                self._ptr, i, C.byref(name), C.byref(value)),
+                "agentws_request_get_header_at")
+            out.append((_text(name.value), _text(value.value)))
+        return out
+
     def defer(self):
-        """Answer later (accept/refuse from any thread)."""
-        self._headers = {h: self.header(h) for h in self.SNAPSHOT_HEADERS}
+        """Answer later (accept/refuse from any thread); the headers are
+        copied first."""
+        self._headers = self.headers()
         self.deferred = True
 
     def accept(self, user):
@@ -849,6 +868,11 @@ class Manager:
         """Key rotation on the running manager (KeySet or None)."""
         self._call(self._lib.agentws_manager_set_jwt_keys,
                    keys._ptr if keys is not None else None)
+
+    def queued_events(self):
+        """Events emitted and not yet taken by the library's thread: a
+        producer that must not outrun it can wait while this is high."""
+        return self._lib.agentws_manager_get_queued_events(self._m)
 
     def stats(self):
         """Every counter by its agentws_stat_name, and per histogram

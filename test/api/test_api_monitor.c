@@ -8,6 +8,7 @@
  */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -48,6 +49,9 @@ static struct {
   int http_rv;       /* agentws_http_respond's result inside the hook */
   int http_rv2;      /* ... of a second answer */
   char http_method[16], http_target[64], http_header[64];
+  size_t http_nheaders;
+  char http_last_name[32], http_last_value[32];
+  int http_at_rv;    /* agentws_request_get_header_at past the end */
   int auth_calls;
 } R;
 
@@ -93,6 +97,17 @@ static int on_http(agentws_manager *m, uint64_t conn, const agentws_request *req
   snprintf(R.http_target, sizeof(R.http_target), "%s",
            agentws_request_get_target(req));
   snprintf(R.http_header, sizeof(R.http_header), "%s", h != NULL ? h : "");
+  R.http_nheaders = agentws_request_get_header_count(req);
+  if (R.http_nheaders > 0) {
+    const char *n = NULL, *v = NULL;
+    assert_int_equal(agentws_request_get_header_at(req, R.http_nheaders - 1,
+                                                   &n, &v),
+                     0);
+    snprintf(R.http_last_name, sizeof(R.http_last_name), "%s", n);
+    snprintf(R.http_last_value, sizeof(R.http_last_value), "%s", v);
+    R.http_at_rv =
+        agentws_request_get_header_at(req, R.http_nheaders, &n, &v);
+  }
   if (R.http_answer == 1)
     return 0;
   if (R.http_answer == 2)
@@ -350,6 +365,12 @@ static void test_host_pages(void **state) {
   assert_string_equal(R.http_method, "GET");
   assert_string_equal(R.http_target, "/chat?x=1");
   assert_string_equal(R.http_header, "yes");
+  /* "Host: x", then "X-Test: yes": every line can be listed. */
+  assert_int_equal(R.http_nheaders, 2);
+  assert_string_equal(R.http_last_name, "X-Test");
+  assert_string_equal(R.http_last_value, "yes");
+  assert_int_equal(R.http_at_rv, AGENTWS_ERR_OUT_OF_RANGE);
+  assert_int_equal(agentws_request_get_header_count(NULL), 0);
   assert_non_null(strstr(resp, "Content-Type: text/html; charset=utf-8"));
   assert_string_equal(body_of(resp), page);
   assert_int_equal(http(&s, "HEAD", "/chat", NULL, resp, sizeof(resp)), 200);
@@ -803,6 +824,50 @@ static void test_log_levels(void **state) {
   th_finish(&s);
 }
 
+static uv_thread_t log_thread;
+static atomic_int log_thread_set; /* set after log_thread */
+
+static void on_log_thread(agentws_manager *m, int level, const char *msg,
+                          void *ud) {
+  (void)m, (void)level, (void)msg, (void)ud;
+  if (!log_thread_set) {
+    log_thread = uv_thread_self();
+    log_thread_set = 1;
+  }
+}
+
+/* The dev-mode warning reaches on_log on the library's thread, not inside
+ * agentws_manager_new_threaded() on the caller's; emits queue until the
+ * loop publishes them. */
+static void test_threaded_log_and_queue(void **state) {
+  agentws_config *cfg = NULL;
+  agentws_callbacks *cbs = NULL;
+  agentws_manager *m = NULL;
+  uv_thread_t self = uv_thread_self();
+  int port = 0;
+  (void)state;
+  log_thread_set = 0;
+  assert_int_equal(agentws_config_new(&cfg), 0);
+  assert_int_equal(agentws_config_set_dev_insecure(cfg, 1), 0);
+  assert_int_equal(agentws_callbacks_new(&cbs), 0);
+  agentws_callbacks_set_on_log(cbs, on_log_thread);
+  assert_int_equal(agentws_manager_new_threaded(&m, cfg, cbs, NULL), 0);
+  agentws_config_free(cfg);
+  agentws_callbacks_free(cbs);
+  assert_int_equal(agentws_manager_listen(m, "127.0.0.1", 0, &port), 0);
+  assert_int_equal(log_thread_set, 0);
+  /* Not started: emits wait in the queue. */
+  assert_int_equal(agentws_emit_custom(m, USER, "q", "n", NULL, NULL), 0);
+  assert_int_equal(agentws_emit_custom(m, USER, "q", "n", NULL, NULL), 0);
+  assert_true(agentws_manager_get_queued_events(m) == 2);
+  assert_true(agentws_manager_get_queued_events(NULL) == 0);
+  assert_int_equal(agentws_manager_start(m), 0);
+  TH_WAIT_UNTIL(log_thread_set && agentws_manager_get_queued_events(m) == 0);
+  assert_false(uv_thread_equal(&log_thread, &self));
+  assert_int_equal(agentws_manager_stop(m), 0);
+  agentws_manager_free(m);
+}
+
 static void test_monitor_off(void **state) {
   static th_server s;
   tc_client a;
@@ -902,6 +967,7 @@ int main(void) {
       TH_TEST(test_alert_validation_rate),
       TH_TEST(test_log_levels),
       TH_TEST(test_monitor_off),
+      cmocka_unit_test(test_threaded_log_and_queue),
       cmocka_unit_test(test_config_ranges),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

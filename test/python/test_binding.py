@@ -540,6 +540,8 @@ def test_emit_never_blocks_the_event_loop(manager):
                 worst = max(worst, time.monotonic() - t)
             total = time.monotonic() - t0
             assert total < 0.5 and worst < 0.05, (total, worst)
+            # The stuck thread has taken none of them yet.
+            assert m.queued_events() == 1000
             assert (await recv_json(ws, 5))["type"] == "joined"
             events = await recv_events(ws, 1000)
             assert [e["data"]["i"] for e in events] == list(range(1000))
@@ -552,9 +554,16 @@ def test_authenticate_hook_answers_now_later_or_fails(manager):
     def on_authenticate(req):
         who = req.query.get("who")
         if who == "later":
+            inside = req.headers()
             req.defer()  # answered from another thread, headers kept
-            threading.Timer(0.1, lambda: req.accept(
-                "carol-" + req.header("user-agent")[:3])).start()
+
+            def later():
+                # Every header line was copied, in order, with its case.
+                assert req.headers() == inside
+                names = [n.lower() for n, _ in inside]
+                assert "host" in names and "sec-websocket-key" in names
+                req.accept("carol-" + req.header("user-agent")[:3])
+            threading.Timer(0.1, later).start()
         elif who == "boom":
             raise RuntimeError("auth backend down")
         elif who == "no":
