@@ -16,7 +16,7 @@
 # REPS repetitions (default 3); medians and min-max; the target is the
 # libagentws host delivering >= 10x the pure server (per-repetition ratios,
 # median). Prints a markdown section and appends it to RESULTS (default
-# bench/RESULTS-python.md); raw JSON lines go in a collapsed block.
+# bench/RESULTS.md); raw JSON lines go in a collapsed block.
 #
 # Environment (all optional): AGENTWS_BUILD (build-py, a release build:
 # meson setup build-py -Dbuildtype=release), REPS DURATION WARMUP CONNS
@@ -33,7 +33,7 @@ WARMUP=${WARMUP:-1}
 CONNS=${CONNS:-1000}
 USERS=${USERS:-100}
 EMIT_EVENTS=${EMIT_EVENTS:-200000}
-RESULTS=${RESULTS:-$ROOT/bench/RESULTS-python.md}
+RESULTS=${RESULTS:-$ROOT/bench/RESULTS.md}
 LOAD=$BUILD/bench/agentws-load
 export AGENTWS_LIBRARY=$BUILD/lib/libagentws.so.0
 
