@@ -28,6 +28,7 @@ from helpers import (
     upgrade_request,
     ws_connect,
 )
+from metrics_client import scrape, v
 
 
 def test_burst_reaches_every_tab_in_order(agent_server):
@@ -213,6 +214,11 @@ def test_slow_consumer_closed_1013_and_resumes(agent_server):
         check_ticks(ticks + rest, n, first_seq=1, pad=pad)
     print(f"fast tab: {n} events in {took:.2f}s; slow tab read {len(ticks)} before "
           f"{close.describe() if close else 'TCP close'}")
+    # The monitor counted it: one slow-consumer close, reported as 1013.
+    _, s, _ = scrape(srv.port)
+    assert v(s, "agentws_slow_consumer_closes_total") >= 1
+    assert v(s, "agentws_connections_closed_total", code="1013") >= 1
+    assert v(s, "agentws_events_replayed_total") >= n - last
 
 
 @pytest.mark.slow
@@ -251,6 +257,11 @@ def test_thinking_coalesced_for_a_connection_behind(agent_server):
         f"no thinking delta was coalesced for a tab {n} events behind: {summarize(run)} "
         "(DESIGN §7: deltas of one run are merged for a connection that cannot keep up)"
     )
+    # The monitor counts the deltas merged away, for both tabs (the fast one may fall behind too): an event that
+    # merged n deltas stands for n - 1 fewer deliveries.
+    _, s, _ = scrape(srv.port)
+    assert v(s, "agentws_events_coalesced_total") == sum(
+        e["data"].get("coalesced", 1) - 1 for e in run + fast_run if e["type"] == "agent_thinking")
 
 
 def test_busy_when_the_job_queue_is_full(agent_server):

@@ -16,52 +16,16 @@ import shutil
 import socket
 import subprocess
 import time
-import urllib.error
-import urllib.request
-from typing import Dict, Optional, Tuple
 
 import pytest
 
 from helpers import HOST, agent_client, run_async, t
 
-parser = pytest.importorskip("prometheus_client.parser", reason="apt-get install python3-prometheus-client")
+pytest.importorskip("prometheus_client.parser", reason="apt-get install python3-prometheus-client")
+
+from metrics_client import http_get, scrape, v  # noqa: E402
 
 PROMTOOL = shutil.which("promtool")
-
-Samples = Dict[Tuple[str, Tuple[Tuple[str, str], ...]], float]
-
-
-def http_get(port: int, path: str, token: Optional[str] = None, method: str = "GET") -> Tuple[int, Dict[str, str], bytes]:
-    req = urllib.request.Request(f"http://{HOST}:{port}{path}", method=method)
-    if token is not None:
-        req.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(req, timeout=t(5)) as resp:
-            return resp.status, dict(resp.headers), resp.read()
-    except urllib.error.HTTPError as err:
-        return err.code, dict(err.headers), err.read()
-
-
-def scrape(port: int, token: Optional[str] = None) -> Tuple[str, Samples, dict]:
-    """The /metrics text, every sample by (name, labels) and the families by name."""
-    status, headers, body = http_get(port, "/metrics", token)
-    assert status == 200, (status, body[:200])
-    assert headers.get("Content-Type") == "text/plain; version=0.0.4; charset=utf-8"
-    text = body.decode("utf-8")
-    samples: Samples = {}
-    families = {}
-    for fam in parser.text_string_to_metric_families(text):
-        families[fam.name] = fam
-        for s in fam.samples:
-            samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
-    return text, samples, families
-
-
-def v(samples: Samples, name: str, **labels) -> float:
-    key = (name, tuple(sorted(labels.items())))
-    assert key in samples, f"no sample {name}{labels}"
-    return samples[key]
-
 
 def promtool_check(text: str) -> None:
     if PROMTOOL is None:
