@@ -7,6 +7,7 @@
  *               [--type custom|thinking] [--size S] [--batch B] [--window K]
  *               [--max-conns-per-user M] [--wait S]
  *               [--validation P] [--monitor on|off] [--scrape-ms N]
+ *               [--room R]
  *
  * A threaded manager (dev_insecure, ping off, default max_queued_bytes)
  * listens on 127.0.0.1:PORT and prints "listening on 127.0.0.1:PORT". The
@@ -38,6 +39,12 @@
  * during the run by close code. SIGINT/SIGTERM end the run early (still
  * reporting). Everything is bounded by the options; exit 0 unless the
  * options are bad (2) or the manager fails (1).
+ *
+ * --room R: every connection is added to room R when it opens
+ * (agentws_room_add, on the loop thread) and every event goes to the room
+ * (AGENTWS_TARGET_ROOM): one event, one seq, framed once, to all N
+ * connections (the room-broadcast scenario); users still name the
+ * connections.
  *
  * --monitor off turns the library's monitor off (agentws_config_set_monitor
  * 0: no latency histograms, detectors or gauges) to measure its cost.
@@ -93,6 +100,7 @@ struct opts {
   int sndbuf_kb;     /* --sndbuf-kb; 0: the kernel's autotuning */
   int monitor;       /* --monitor on (1, default) | off (0) */
   int scrape_ms;     /* --scrape-ms; 0: no /metrics scrapes */
+  const char *room;  /* --room; NULL: per-user emits */
   double wait;     /* seconds to wait for the N connections */
 };
 
@@ -118,6 +126,7 @@ struct host {
   agentws_manager *m;
   atomic_int open;           /* WebSocket connections open now */
   atomic_ullong opened;      /* ever opened */
+  atomic_ullong room_errors; /* agentws_room_add failures */
   atomic_ullong closes[6];   /* 1000, 1001, 1006, 1011, 1013, other */
   atomic_int stop;           /* emitters stop */
   atomic_int loop_clock_set; /* loop_clock is valid */
@@ -208,8 +217,8 @@ static void sleep_s(double s) {
 
 static void on_open(agentws_manager *m, uint64_t conn_id, void *ud) {
   struct host *h = ud;
-  (void)m;
-  (void)conn_id;
+  if (h->o.room != NULL && agentws_room_add(m, conn_id, h->o.room) != 0)
+    atomic_fetch_add(&h->room_errors, 1);
   atomic_fetch_add(&h->open, 1);
   atomic_fetch_add(&h->opened, 1);
 }
@@ -297,14 +306,15 @@ static int emit_one(struct emitter *em, unsigned long long n) {
   const char *user = h->user_ids[(n * (unsigned)h->o.threads + (unsigned)em->idx) %
                                  (unsigned)h->o.users];
   char data[PAD_MAX + 128];
+  int target = h->o.room != NULL ? AGENTWS_TARGET_ROOM : AGENTWS_TARGET_USER;
+  const char *id = h->o.room != NULL ? h->o.room : user;
   int rv;
   make_data(em, data);
   if (h->o.thinking)
-    rv = agentws_emit_agent_thinking(h->m, AGENTWS_TARGET_USER, user, "r-1",
-                                     em->pad, strlen(em->pad), data);
+    rv = agentws_emit_agent_thinking(h->m, target, id, "r-1", em->pad,
+                                     strlen(em->pad), data);
   else
-    rv = agentws_emit_custom(h->m, AGENTWS_TARGET_USER, user, "bench", NULL,
-                             data);
+    rv = agentws_emit_custom(h->m, target, id, "bench", NULL, data);
   if (rv != 0) {
     if (atomic_fetch_add(&em->errors, 1) == 0)
       fprintf(stderr, "fanout-host: emit: %s\n", agentws_err_name(rv));
@@ -464,7 +474,8 @@ static void usage(FILE *f) {
           "       [--max-conns-per-user M (ceil(N/U), at least 5)] [--wait S (120)]\n"
           "       [--max-queued-kb K (library default 1024)] [--sndbuf-kb K (kernel)]\n"
           "       [--validation off|warn|strict|repair (library default)]\n"
-          "       [--monitor on|off (on)] [--scrape-ms N (0: no /metrics scrapes)]\n");
+          "       [--monitor on|off (on)] [--scrape-ms N (0: no /metrics scrapes)]\n"
+          "       [--room R (every connection in room R; events to the room)]\n");
 }
 
 static int num(const char *name, const char *s, double lo, double hi,
@@ -498,7 +509,7 @@ static int parse_opts(int argc, char **argv, struct opts *o) {
   enum { O_PORT = 256, O_CONNS, O_USERS, O_DURATION, O_WARMUP, O_TAIL,
          O_LINGER, O_RATE, O_THREADS, O_TYPE, O_SIZE, O_BATCH, O_WINDOW,
          O_MAXPU, O_MAXQ, O_SNDBUF, O_WAIT, O_VALIDATION, O_MONITOR,
-         O_SCRAPE, O_HELP };
+         O_SCRAPE, O_ROOM, O_HELP };
   static const struct option lo[] = {
       {"port", required_argument, NULL, O_PORT},
       {"conns", required_argument, NULL, O_CONNS},
@@ -520,6 +531,7 @@ static int parse_opts(int argc, char **argv, struct opts *o) {
       {"validation", required_argument, NULL, O_VALIDATION},
       {"monitor", required_argument, NULL, O_MONITOR},
       {"scrape-ms", required_argument, NULL, O_SCRAPE},
+      {"room", required_argument, NULL, O_ROOM},
       {"help", no_argument, NULL, O_HELP},
       {NULL, 0, NULL, 0}};
   int ch, r = 0;
@@ -582,6 +594,7 @@ static int parse_opts(int argc, char **argv, struct opts *o) {
       }
       break;
     case O_SCRAPE: r = inum("scrape-ms", optarg, 0, 3600000, &o->scrape_ms); break;
+    case O_ROOM: o->room = optarg; break;
     case O_BATCH: r = inum("batch", optarg, 1, 1000000, &o->batch); break;
     case O_WINDOW: r = inum("window", optarg, 0, 1000000, &o->window); break;
     case O_MAXPU: r = inum("max-conns-per-user", optarg, 1, 100000, &o->max_per_user); break;
@@ -669,7 +682,7 @@ static void print_report(struct host *h, double emit_s, double window_s,
          "\"window_s\":%.3f,\"events_window\":%llu,"
          "\"events_window_per_s\":%.1f,\"emit_errors\":%llu,"
          "\"cpu_s\":%.3f,\"cpu_window_s\":%.3f,\"loop_cpu_window_s\":%.3f,"
-         "\"emit_cpu_window_s\":%.3f,",
+         "\"emit_cpu_window_s\":%.3f,\"room\":%s%s%s,\"room_errors\":%llu,",
          ok ? "true" : "false", o->conns, o->users,
          o->thinking ? "agent_thinking" : "custom", o->validation,
          o->monitor ? "on" : "off", o->scrape_ms, h->scrapes, h->scrape_errors,
@@ -679,7 +692,10 @@ static void print_report(struct host *h, double emit_s, double window_s,
          (unsigned long long)atomic_load(&h->opened), open_end, emit_s,
          ev_total, emit_s > 0 ? (double)ev_total / emit_s : 0.0, window_s,
          ev_window, window_s > 0 ? (double)ev_window / window_s : 0.0, errors,
-         cpu_total, cpu_window, loop_window, emit_window);
+         cpu_total, cpu_window, loop_window, emit_window,
+         o->room != NULL ? "\"" : "", o->room != NULL ? o->room : "null",
+         o->room != NULL ? "\"" : "",
+         (unsigned long long)atomic_load(&h->room_errors));
   printf("\"closes\":{\"1000\":%llu,\"1001\":%llu,\"1006\":%llu,\"1011\":%llu,"
          "\"1013\":%llu,\"other\":%llu},",
          closes_run[0], closes_run[1], closes_run[2], closes_run[3],
@@ -800,7 +816,12 @@ int main(int argc, char **argv) {
   cpu0 = rusage_cpu_s();
   /* Thinking events belong to run "r-1" of each user: start it, so the
    * validator (if on) sees a valid lifecycle, not a violation per event. */
-  for (i = 0; o->thinking && i < o->users; i++)
+  if (o->thinking && o->room != NULL &&
+      agentws_emit_agent_started(h->m, AGENTWS_TARGET_ROOM, o->room, "r-1",
+                                 "bench", NULL) != 0)
+    fprintf(stderr, "fanout-host: agent_started for room %s failed\n",
+            o->room);
+  for (i = 0; o->thinking && o->room == NULL && i < o->users; i++)
     if (agentws_emit_agent_started(h->m, AGENTWS_TARGET_USER, h->user_ids[i],
                                    "r-1", "bench", NULL) != 0)
       fprintf(stderr, "fanout-host: agent_started for %s failed\n",

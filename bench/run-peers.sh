@@ -6,11 +6,11 @@
 #   fanout  CONNS connections, each its own user stream, at full speed:
 #           deliveries/s (lws/ws --mode fanout; fanout-host --users CONNS)
 #   room    one stream to CONNS connections at full speed: deliveries/s
-#           (lws/ws --mode room; fanout-host --users 1, i.e. one user's
-#           stream with CONNS connections: fanout-host has no room target)
+#           (lws/ws --mode room; fanout-host --users 1 --room all: every
+#           connection joins room "all", every event is a room event)
 #   paced   one event to CONNS connections every INTERVAL_MS: p50/p99
 #           emit->receive (lws/ws --mode paced; fanout-host --users 1
-#           --rate 1000/INTERVAL_MS)
+#           --room all --rate 1000/INTERVAL_MS)
 #   echo    ECHO_CONNS x PIPELINES x SIZES, round trips/s (lws/ws --mode
 #           echo; agentws-demo --mode echo)
 #
@@ -171,8 +171,8 @@ server_cmd() {
   libagentws)
     case $sc in
     fanout) CMD=("$TMP/snap/fanout-host" "${host[@]}" --users "$CONNS") ;;
-    room) CMD=("$TMP/snap/fanout-host" "${host[@]}" --users 1) ;;
-    paced) CMD=("$TMP/snap/fanout-host" "${host[@]}" --users 1 --rate "$PACE_RATE") ;;
+    room) CMD=("$TMP/snap/fanout-host" "${host[@]}" --users 1 --room all) ;;
+    paced) CMD=("$TMP/snap/fanout-host" "${host[@]}" --users 1 --room all --rate "$PACE_RATE") ;;
     echo*) CMD=("$TMP/snap/agentws-demo" --mode echo --port 0) ;;
     esac ;;
   esac
@@ -414,8 +414,8 @@ table() { # table CASE
   echo "node bench/peers/ws-server.mjs --mode fanout|room|paced --port 0 --max-run $MAX_RUN --conns $CONNS --interval-ms $INTERVAL_MS"
   echo "lws-server --mode echo --port 0 --max-run $MAX_RUN;  node bench/peers/ws-server.mjs --mode echo --port 0 --max-run $MAX_RUN"
   echo "fanout-host --port 0 --conns $CONNS --duration $DURATION --warmup $WARMUP --wait 60${HOST_ARGS:+ $HOST_ARGS} --users $CONNS                # fanout"
-  echo "fanout-host --port 0 --conns $CONNS --duration $DURATION --warmup $WARMUP --wait 60${HOST_ARGS:+ $HOST_ARGS} --users 1                    # room"
-  echo "fanout-host --port 0 --conns $CONNS --duration $DURATION --warmup $WARMUP --wait 60${HOST_ARGS:+ $HOST_ARGS} --users 1 --rate $PACE_RATE        # paced"
+  echo "fanout-host --port 0 --conns $CONNS --duration $DURATION --warmup $WARMUP --wait 60${HOST_ARGS:+ $HOST_ARGS} --users 1 --room all         # room"
+  echo "fanout-host --port 0 --conns $CONNS --duration $DURATION --warmup $WARMUP --wait 60${HOST_ARGS:+ $HOST_ARGS} --users 1 --room all --rate $PACE_RATE  # paced"
   echo "agentws-demo --mode echo --port 0"
   echo "agentws-load --mode fanout --conns $CONNS --users $CONNS --port PORT --duration $DURATION --warmup $WARMUP   # fanout"
   echo "agentws-load --mode fanout --conns $CONNS --users 1 --port PORT --duration $DURATION --warmup $WARMUP       # room, paced"
