@@ -627,7 +627,8 @@ int agentws__event_build(const agentws__mem *mem,
 
   tid_len = strlen(a->target_id);
   run_len = a->run_id != NULL ? strlen(a->run_id) + 1 : 0;
-  size = sat_add(sizeof(*ev), json_len);
+  size = sat_add(sizeof(*ev), AGENTWS__FRAME_ROOM);
+  size = sat_add(size, json_len);
   size = sat_add(size, SEQ_ROOM);
   size = sat_add(size, tid_len + 1);
   size = sat_add(size, run_len);
@@ -637,13 +638,14 @@ int agentws__event_build(const agentws__mem *mem,
   if (ev == NULL)
     return AGENTWS_ERR_NOMEM;
 
-  /* Layout: struct | json (+ seq room) | target_id\0 | run_id\0 */
+  /* Layout: struct | frame room | json (+ seq room) | target_id\0 |
+   * run_id\0 */
   memset(ev, 0, sizeof(*ev));
   ev->refcnt = 1; /* the builder's reference */
   ev->type = (uint8_t)a->type;
   ev->target = (uint8_t)a->target;
   ev->ts_ms = a->ts_ms;
-  ev->json = (char *)(ev + 1);
+  ev->json = (char *)(ev + 1) + AGENTWS__FRAME_ROOM;
   w.p = ev->json;
   w.n = 0;
   write_envelope(&w, a, &pp);

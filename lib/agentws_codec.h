@@ -17,6 +17,9 @@
 #define AGENTWS__MAX_NAME 256      /* run/tool call/tool/agent ids, codes */
 #define AGENTWS__MAX_MESSAGE 4096  /* agent_error message */
 #define AGENTWS__MAX_DEPTH 32      /* nesting of data, args, result */
+/* Room before an event's json for its WebSocket frame header (an unmasked
+ * server frame's header is at most 10 bytes). */
+#define AGENTWS__FRAME_ROOM 10
 
 /* Event types. */
 enum {
@@ -74,7 +77,11 @@ typedef struct agentws__event {
   size_t extra_off, extra_len; /* thinking: ",member..." after the text */
   size_t json_len;       /* bytes of json before finalize (no seq yet) */
   size_t len;            /* bytes of json after finalize */
-  char *json;            /* the envelope, inside this allocation */
+  char *json;            /* the envelope, inside this allocation, with
+                            AGENTWS__FRAME_ROOM bytes before it */
+  uint8_t frame_len;     /* loop thread: bytes of the frame header written
+                            just before json (0: not framed yet), so a
+                            broadcast frames once and copies one block */
 } agentws__event;
 
 /*

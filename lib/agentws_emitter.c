@@ -230,6 +230,20 @@ agentws__stream *agentws__emitter_room_stream(agentws__emitter *e,
   return rm->stream;
 }
 
+/* ------------------------------------------------------ latency samples */
+
+void agentws__hist_since(agentws__stats *stats, int hist,
+                         const agentws__stream *st, uint64_t from,
+                         uint64_t to, uint64_t now_ns) {
+  const uint64_t *span[2];
+  size_t n[2], i, j;
+  agentws__stream_emit_times(st, from, to, &span[0], &n[0], &span[1], &n[1]);
+  for (j = 0; j < 2; j++)
+    for (i = 0; i < n[j]; i++)
+      if (now_ns > span[j][i])
+        agentws__hist_add(stats, hist, now_ns - span[j][i]);
+}
+
 /* ------------------------------------------------------ overflow queues */
 
 void agentws__evq_free(const agentws__mem *mem, agentws__evq *q) {
@@ -311,6 +325,27 @@ int agentws__emitter_send_json(agentws__session *s, const char *json,
   return rv;
 }
 
+/* One event to one connection: the event is framed once (the header goes
+ * just before its json) and each recipient gets one copy of the frame. */
+static int send_event(agentws__session *s, agentws__event *ev) {
+  int rv;
+  if (ev->frame_len == 0) {
+    uint8_t hdr[AGENTWS__FRAME_ROOM];
+    size_t n = agentws__ws_text_header(s->conn->t, (const uint8_t *)ev->json,
+                                       ev->len, hdr);
+    if (n == 0)
+      return agentws__emitter_send_json(s, ev->json, ev->len);
+    memcpy(ev->json - n, hdr, n);
+    ev->frame_len = (uint8_t)n;
+  }
+  rv = agentws__ws_send_frame(s->conn,
+                              (const uint8_t *)ev->json - ev->frame_len,
+                              ev->frame_len + ev->len);
+  if (rv == AGENTWS_ERR_QUEUE_FULL)
+    agentws__stat_inc(&s->m->stats, AGENTWS_STAT_SLOW_CONSUMER_CLOSES);
+  return rv;
+}
+
 static void slow_close(agentws__emitter *e, agentws__session *s) {
   agentws__stat_inc(e->stats, AGENTWS_STAT_SLOW_CONSUMER_CLOSES);
   agentws__log(e->m, AGENTWS_LOG_WARN,
@@ -374,7 +409,7 @@ static void deliver(agentws__emitter *e, agentws__session *s,
     s->lagging = 1;
     return;
   }
-  if (agentws__emitter_send_json(s, ev->json, ev->len) != 0)
+  if (send_event(s, ev) != 0)
     return;
   *pos = ev->seq;
   s->delivered = 1;
@@ -435,7 +470,7 @@ int agentws__emitter_catch_up(agentws__emitter *e, agentws__session *s,
       merge[n++] = next;
     }
     if (n == 1) {
-      rv = agentws__emitter_send_json(s, ev->json, ev->len);
+      rv = send_event(s, ev);
     } else {
       e->scratch.len = 0;
       rv = agentws__event_write_merged(&e->scratch, e->mem, merge, n);

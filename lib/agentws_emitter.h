@@ -124,6 +124,12 @@ int agentws__emitter_room_remove(agentws__emitter *e, agentws__session *s,
                                  const char *room, int reply);
 int agentws__emitter_in_room(agentws__session *s, const char *room);
 
+/* Records now_ns minus the emit time of each held event |from| .. |to|
+ * of |st| in histogram |hist| (events no longer held are not sampled). */
+void agentws__hist_since(agentws__stats *stats, int hist,
+                         const agentws__stream *st, uint64_t from,
+                         uint64_t to, uint64_t now_ns);
+
 /* agentws_validate.c */
 void agentws__validate_init(agentws__emitter *e, uv_loop_t *loop);
 void agentws__validate_close(agentws__emitter *e);

@@ -52,18 +52,13 @@ static int hook_message(agentws__conn *c, int type, const uint8_t *data,
 static void written(agentws_manager *m, const agentws__stream *st,
                     uint64_t *written, uint64_t pos, uint64_t live_from,
                     uint64_t now_ns) {
-  uint64_t seq;
   if (pos <= *written)
     return;
   agentws__stat_add(&m->stats, AGENTWS_STAT_EVENTS_WRITTEN, pos - *written);
   if (m->stats.hist_on && st != NULL)
-    for (seq = *written + 1 > live_from ? *written + 1 : live_from;
-         seq <= pos; seq++) {
-      const agentws__event *ev = agentws__stream_get(st, seq);
-      if (ev != NULL && now_ns > ev->emit_ns)
-        agentws__hist_add(&m->stats, AGENTWS_HIST_EMIT_TO_WRITE,
-                          now_ns - ev->emit_ns);
-    }
+    agentws__hist_since(&m->stats, AGENTWS_HIST_EMIT_TO_WRITE, st,
+                        *written + 1 > live_from ? *written + 1 : live_from,
+                        pos, now_ns);
   *written = pos;
 }
 

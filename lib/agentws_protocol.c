@@ -296,18 +296,12 @@ static void on_join(agentws__emitter *e, agentws__session *s,
  * latency of live events recorded, the unacked clock restarted. */
 static void acked(agentws__emitter *e, agentws__session *s, uint64_t seq) {
   agentws__stream *st = s->user->stream;
-  uint64_t i, now_ns;
   agentws__stat_add(e->stats, AGENTWS_STAT_EVENTS_ACKED, seq - s->acked);
-  if (e->stats->hist_on && st != NULL) {
-    now_ns = uv_hrtime();
-    for (i = s->acked + 1 > s->live_from ? s->acked + 1 : s->live_from;
-         i <= seq; i++) {
-      const agentws__event *ev = agentws__stream_get(st, i);
-      if (ev != NULL && now_ns > ev->emit_ns)
-        agentws__hist_add(e->stats, AGENTWS_HIST_EMIT_TO_ACK,
-                          now_ns - ev->emit_ns);
-    }
-  }
+  if (e->stats->hist_on && st != NULL)
+    agentws__hist_since(e->stats, AGENTWS_HIST_EMIT_TO_ACK, st,
+                        s->acked + 1 > s->live_from ? s->acked + 1
+                                                    : s->live_from,
+                        seq, uv_hrtime());
   s->acked = seq;
   s->acks_seen = 1;
   s->unacked_since = s->acked < s->pos ? uv_now(e->m->loop) : 0;

@@ -39,6 +39,7 @@ void agentws__stream_free(const agentws__mem *mem, agentws__stream *st) {
   agentws__mem_free(mem, st->ring);
   agentws__mem_free(mem, st->cum);
   agentws__mem_free(mem, st->at_ms);
+  agentws__mem_free(mem, st->emit_ns);
   agentws__mem_free(mem, st);
 }
 
@@ -47,17 +48,19 @@ void agentws__stream_free(const agentws__mem *mem, agentws__stream *st) {
 static int grow(agentws__stream *st, const agentws__mem *mem, uint64_t max) {
   size_t ncap = st->cap ? st->cap * 2 : 16, i;
   agentws__event **r;
-  uint64_t *cum;
+  uint64_t *cum, *ens;
   int64_t *at;
   if (ncap > max)
     ncap = (size_t)max;
   r = agentws__mem_malloc(mem, ncap * sizeof(*r));
   cum = agentws__mem_malloc(mem, ncap * sizeof(*cum));
   at = agentws__mem_malloc(mem, ncap * sizeof(*at));
-  if (r == NULL || cum == NULL || at == NULL) {
+  ens = agentws__mem_malloc(mem, ncap * sizeof(*ens));
+  if (r == NULL || cum == NULL || at == NULL || ens == NULL) {
     agentws__mem_free(mem, r);
     agentws__mem_free(mem, cum);
     agentws__mem_free(mem, at);
+    agentws__mem_free(mem, ens);
     return AGENTWS_ERR_NOMEM;
   }
   for (i = 0; i < st->count; i++) {
@@ -65,13 +68,16 @@ static int grow(agentws__stream *st, const agentws__mem *mem, uint64_t max) {
     r[i] = st->ring[k];
     cum[i] = st->cum[k];
     at[i] = st->at_ms[k];
+    ens[i] = st->emit_ns[k];
   }
   agentws__mem_free(mem, st->ring);
   agentws__mem_free(mem, st->cum);
   agentws__mem_free(mem, st->at_ms);
+  agentws__mem_free(mem, st->emit_ns);
   st->ring = r;
   st->cum = cum;
   st->at_ms = at;
+  st->emit_ns = ens;
   st->cap = ncap;
   st->head = 0;
   return 0;
@@ -109,6 +115,7 @@ int agentws__stream_publish(agentws__stream *st, const agentws__mem *mem,
   st->ring[k] = ev;
   st->cum[k] = st->total;
   st->at_ms[k] = now;
+  st->emit_ns[k] = ev->emit_ns;
   st->count++;
   st->bytes += ev->len;
   return 0;
@@ -135,4 +142,27 @@ uint64_t agentws__stream_bytes_after(const agentws__stream *st,
     return st->bytes;
   k = (st->head + (size_t)(after - first)) % st->cap;
   return st->total - st->cum[k];
+}
+
+void agentws__stream_emit_times(const agentws__stream *st, uint64_t from,
+                                uint64_t to, const uint64_t **a, size_t *na,
+                                const uint64_t **b, size_t *nb) {
+  uint64_t first = agentws__stream_first(st);
+  size_t k, n;
+  *a = *b = NULL;
+  *na = *nb = 0;
+  if (from < first)
+    from = first;
+  if (to > st->seq)
+    to = st->seq;
+  if (st->count == 0 || from > to)
+    return;
+  k = (st->head + (size_t)(from - first)) % st->cap;
+  n = (size_t)(to - from + 1);
+  *a = st->emit_ns + k;
+  *na = n <= st->cap - k ? n : st->cap - k;
+  if (*na < n) {
+    *b = st->emit_ns;
+    *nb = n - *na;
+  }
 }

@@ -33,6 +33,9 @@ struct agentws__stream {
   agentws__event **ring;   /* held events, oldest at ring[head] */
   uint64_t *cum;           /* bytes appended up to and including slot */
   int64_t *at_ms;          /* loop time each held event was appended */
+  uint64_t *emit_ns;       /* each held event's emit time (hrtime), read
+                              in order by the latency histograms without
+                              touching the events themselves */
   size_t cap, head, count; /* ring geometry */
   uint64_t bytes;          /* bytes held */
   uint64_t total;          /* bytes ever appended (cum of the newest) */
@@ -60,6 +63,13 @@ agentws__event *agentws__stream_get(const agentws__stream *st, uint64_t seq);
 /* Bytes of held events with seq > |after| (after >= first - 1). */
 uint64_t agentws__stream_bytes_after(const agentws__stream *st,
                                      uint64_t after);
+
+/* The emit times of the held events |from| .. |to| (clamped to what is
+ * held) as up to two contiguous spans (the ring may wrap): |*a| of |*na|
+ * and |*b| of |*nb| entries, in seq order. */
+void agentws__stream_emit_times(const agentws__stream *st, uint64_t from,
+                                uint64_t to, const uint64_t **a, size_t *na,
+                                const uint64_t **b, size_t *nb);
 
 void agentws__event_unref(const agentws__mem *mem, agentws__event *ev);
 

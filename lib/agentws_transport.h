@@ -205,6 +205,15 @@ void agentws__ws_feed(agentws__conn *c, const uint8_t *data, size_t len);
 /* Frames a message and queues it. |control| frames bypass the bound. */
 int agentws__ws_send(agentws__conn *c, int opcode, const uint8_t *data,
                      size_t len, int control);
+/* Writes the header of a final text frame of |len| payload bytes (made by
+ * wslay) into |hdr| (room for 10 bytes); returns its length, 0 on failure.
+ */
+size_t agentws__ws_text_header(agentws__transport *t, const uint8_t *data,
+                               size_t len, uint8_t *hdr);
+/* Queues |len| bytes that are already a whole frame (a header from
+ * agentws__ws_text_header and its payload), as agentws__ws_send would. */
+int agentws__ws_send_frame(agentws__conn *c, const uint8_t *bytes,
+                           size_t len);
 /* Queues a close frame and enters CLOSING. |linger|: don't await the
  * peer's answer; FIN once flushed. Returns 0 or AGENTWS_ERR_CLOSING. */
 int agentws__ws_close(agentws__conn *c, int code, const char *reason,

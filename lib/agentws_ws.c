@@ -417,20 +417,59 @@ static int frame(agentws__conn *c, int opcode, const uint8_t *data,
   return 0;
 }
 
-int agentws__ws_send(agentws__conn *c, int opcode, const uint8_t *data,
-                     size_t len, int control) {
-  int rv;
-  if (c->state != AGENTWS__CONN_WS)
-    return AGENTWS_ERR_CLOSING;
-  rv = frame(c, opcode, data, len, control);
+/* A queue bound hit: the peer is not reading; free what waits, say why. */
+static void sent(agentws__conn *c, int rv, int control) {
   if (rv == AGENTWS_ERR_QUEUE_FULL) {
-    /* The peer is not reading: free what waits and say why. */
     agentws__writer_discard(c);
     agentws__ws_close(c, AGENTWS_CLOSE_TRY_AGAIN_LATER, "slow consumer", 13,
                       1);
   } else if (rv == 0 && !control) {
     agentws__conn_touch_msg(c);
   }
+}
+
+size_t agentws__ws_text_header(agentws__transport *t, const uint8_t *data,
+                               size_t len, uint8_t *hdr) {
+  struct wslay_frame_iocb iocb;
+  agentws__buf out = {NULL, 0, 0};
+  size_t n = 0;
+  ssize_t r;
+  if (agentws__buf_reserve(&out, t->mem, len + 14) != 0)
+    return 0;
+  memset(&iocb, 0, sizeof(iocb));
+  iocb.fin = 1;
+  iocb.opcode = WSLAY_TEXT_FRAME;
+  iocb.payload_length = len;
+  iocb.data = data;
+  iocb.data_length = len;
+  t->enc_target = &out;
+  r = wslay_frame_send(t->enc, &iocb);
+  t->enc_target = NULL;
+  if (r >= 0 && (size_t)r == len && out.len >= len && out.len - len <= 10) {
+    n = out.len - len;
+    memcpy(hdr, out.data, n);
+  }
+  agentws__buf_free(&out, t->mem);
+  return n;
+}
+
+int agentws__ws_send_frame(agentws__conn *c, const uint8_t *bytes,
+                           size_t len) {
+  int rv;
+  if (c->state != AGENTWS__CONN_WS)
+    return AGENTWS_ERR_CLOSING;
+  rv = agentws__writer_append(c, bytes, len, 0);
+  sent(c, rv, 0);
+  return rv;
+}
+
+int agentws__ws_send(agentws__conn *c, int opcode, const uint8_t *data,
+                     size_t len, int control) {
+  int rv;
+  if (c->state != AGENTWS__CONN_WS)
+    return AGENTWS_ERR_CLOSING;
+  rv = frame(c, opcode, data, len, control);
+  sent(c, rv, control);
   return rv;
 }
 
