@@ -9,6 +9,11 @@
  * agentws_emit_*, agentws_manager_get_queued_events,
  * agentws_manager_set_jwt_keys and agentws_manager_get_stats.
  *
+ * Signals: the library installs no handler and changes no disposition. It
+ * writes to sockets with write(2), so a peer that reset can raise SIGPIPE
+ * on the writing thread: a host-loop host must ignore or block SIGPIPE (as
+ * Node.js and Python do); a threaded manager blocks it on its own thread.
+ *
  * Errors: fallible functions return 0 or a negative code: AGENTWS_ERR_* in
  * -1000..-1999 (codes <= -1900 are fatal), or a libuv status (-errno) passed
  * through unchanged. agentws_strerror() names any of them.

@@ -1,6 +1,8 @@
 /* Public lifecycle: create, listen, adopt, close, free, own-thread mode. */
 #include "agentws_manager.h"
 
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -323,6 +325,13 @@ typedef struct thread_start {
 static void thread_main(void *arg) {
   thread_start *ts = arg;
   agentws_manager *m = ts->m;
+  sigset_t pipe;
+  /* write(2) to a peer that reset raises SIGPIPE on the writing thread;
+   * blocked on this thread (the library's own) it cannot end a host that
+   * left SIGPIPE at its default. No disposition changes. */
+  sigemptyset(&pipe);
+  sigaddset(&pipe, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe, NULL);
   m->loop_thread = uv_thread_self();
   uv_sem_post(&ts->ready);
   uv_run(m->loop, UV_RUN_DEFAULT);

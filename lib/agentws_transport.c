@@ -366,6 +366,12 @@ void agentws__conn_kill(agentws__conn *c, int code, const char *reason) {
 }
 
 void agentws__conn_set_timer(agentws__conn *c, int tl) {
+  /* A close (or adopt) the host calls after keeping its loop busy would
+   * otherwise be marked with a stale loop time and expire at the next
+   * tick, before its close frame is written. Re-marking an active conn on
+   * every read happens inside the loop, where the time is fresh. */
+  if (tl != AGENTWS__TL_ACTIVE)
+    uv_update_time(c->t->loop);
   agentws__list_remove(&c->tnode);
   c->tl = (uint8_t)tl;
   c->t_mark = uv_now(c->t->loop);
