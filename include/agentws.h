@@ -1122,9 +1122,10 @@ AGENTWS_EXTERN int agentws_stats_hist_quantile(const agentws_stats *st,
  *                    the backlog) is over alert_queue_bytes and grew since
  *                    the last tick: it may hit max_queued_bytes (1013);
  *                    clears below half of it or when the connection ends
- *   half_open        a ping has gone unanswered for half pong_timeout_ms;
- *                    clears with any sign of life, or when the connection
- *                    is dropped at pong_timeout_ms
+ *   half_open        a ping has gone unanswered for half pong_timeout_ms
+ *                    (at the latest when the connection is dropped at
+ *                    pong_timeout_ms); clears with any sign of life, or
+ *                    at that drop
  *   loop_lag         the loop ran a tick alert_loop_lag_ms or more late
  *   auth_timeouts    on_authenticate left alert_auth_timeouts or more
  *                    handshakes unanswered within one alert_window_ms

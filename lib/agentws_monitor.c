@@ -258,10 +258,16 @@ void agentws__monitor_conn_closed(agentws__monitor *mon, void *conn) {
   agentws__conn *c = conn;
   agentws__session *s = c->app;
   const char *user = s != NULL && s->user != NULL ? s->user->id : "";
+  int64_t half = mon->m->cfg->pong_timeout_ms / 2;
+  /* A loop too busy to scan in time still reports the drop it made. */
+  if (c->ping_timed_out && !c->mon_half_open) {
+    c->mon_half_open = 1;
+    simple_alert(mon, AGENTWS_ALERT_HALF_OPEN, 1, c->id, user,
+                 mon->m->cfg->pong_timeout_ms, half);
+  }
   if (c->mon_half_open) {
     c->mon_half_open = 0;
-    simple_alert(mon, AGENTWS_ALERT_HALF_OPEN, 0, c->id, user, 0,
-                 mon->m->cfg->pong_timeout_ms / 2);
+    simple_alert(mon, AGENTWS_ALERT_HALF_OPEN, 0, c->id, user, 0, half);
   }
   if (s == NULL)
     return;

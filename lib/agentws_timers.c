@@ -20,6 +20,7 @@ static void expire(agentws__conn *c, int tl) {
       agentws__conn_kill(c, AGENTWS_CLOSE_ABNORMAL, "ping failed");
     break;
   case AGENTWS__TL_PINGED:
+    c->ping_timed_out = 1;
     agentws__conn_kill(c, AGENTWS_CLOSE_ABNORMAL, "ping timeout");
     break;
   case AGENTWS__TL_AUTH:

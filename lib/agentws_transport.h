@@ -89,6 +89,7 @@ struct agentws__conn {
   unsigned shutdown_sent : 1;    /* uv_shutdown issued */
   unsigned write_pending : 1;    /* a uv_write is in flight */
   unsigned mon_half_open : 1;    /* monitor: half_open alert firing */
+  unsigned ping_timed_out : 1;   /* dropped for an unanswered ping */
   uint16_t close_code;     /* code to report in on_close (0: unknown) */
   uint8_t reason_len;      /* bytes in reason */
   char *reason;            /* owned copy of the close reason, or NULL */
