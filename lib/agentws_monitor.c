@@ -219,7 +219,7 @@ static void scan_session(agentws__monitor *mon, agentws__session *s,
   ack_ms = (uint64_t)m->cfg->mon.ack_timeout_ms;
   if (ack_ms > 0) {
     cond = s->acks_seen && s->written > s->acked && s->unacked_since > 0 &&
-           now - s->unacked_since >= ack_ms;
+           now >= s->unacked_since + ack_ms;
     if (cond && !(s->mon_flags & AGENTWS__MON_UNACKED)) {
       if (defer(mon, AGENTWS_ALERT_UNACKED, 1, s->conn->id, user,
                 (int64_t)(s->written - s->acked), (int64_t)ack_ms))
@@ -237,13 +237,14 @@ static void scan_conn(agentws__monitor *mon, agentws__conn *c, uint64_t now) {
   agentws__session *s = c->app;
   uint64_t half = (uint64_t)m->cfg->pong_timeout_ms / 2;
   const char *user = s != NULL && s->user != NULL ? s->user->id : "";
+  uint64_t waited = now > c->t_mark ? now - c->t_mark : 0;
   int pinged;
   if (c->state != AGENTWS__CONN_WS)
     return;
-  pinged = c->tl == AGENTWS__TL_PINGED && now - c->t_mark >= half;
+  pinged = c->tl == AGENTWS__TL_PINGED && waited >= half;
   if (pinged && !c->mon_half_open) {
     if (defer(mon, AGENTWS_ALERT_HALF_OPEN, 1, c->id, user,
-              (int64_t)(now - c->t_mark), (int64_t)half))
+              (int64_t)waited, (int64_t)half))
       c->mon_half_open = 1;
   } else if (!pinged && c->mon_half_open && c->tl != AGENTWS__TL_PINGED) {
     if (defer(mon, AGENTWS_ALERT_HALF_OPEN, 0, c->id, user, 0,
@@ -334,7 +335,7 @@ static void rates(agentws__monitor *mon, uint64_t now) {
     simple_alert(mon, AGENTWS_ALERT_VALIDATION_RATE, 1, 0, NULL,
                  (int64_t)dviol, (int64_t)vthr);
   }
-  if (now - mon->win_start_ms < (uint64_t)c->window_ms)
+  if (now < mon->win_start_ms + (uint64_t)c->window_ms)
     return;
   if (mon->auth_firing && dauth < (uint64_t)c->auth_timeouts) {
     mon->auth_firing = 0;

@@ -45,7 +45,9 @@ void agentws__timers_on_tick(uv_timer_t *h) {
     while (!agentws__list_empty(&t->tl[tl])) {
       agentws__conn *c =
           AGENTWS__CONTAINER_OF(t->tl[tl].next, agentws__conn, tnode);
-      if (now - c->t_mark < ms)
+      /* A mark may be newer than |now| (set_timer refreshes the loop
+       * time): not due, never an unsigned wrap. */
+      if (c->t_mark + ms > now)
         break;
       expire(c, tl); /* always moves c out of the list's head */
     }
@@ -55,7 +57,7 @@ void agentws__timers_on_tick(uv_timer_t *h) {
     while (!agentws__list_empty(&t->idle)) {
       agentws__conn *c =
           AGENTWS__CONTAINER_OF(t->idle.next, agentws__conn, inode);
-      if (now - c->t_msg < ms)
+      if (c->t_msg + ms > now)
         break;
       agentws__list_remove(&c->inode);
       agentws__ws_close(c, AGENTWS_CLOSE_GOING_AWAY, "idle timeout", 12, 0);
