@@ -43,14 +43,6 @@ static int token_ok(const agentws_manager *m,
   return diff == 0;
 }
 
-static void answer(agentws_manager *m, agentws__conn *c, int status,
-                   const char *type, const agentws__buf *body,
-                   int head_only) {
-  (void)m;
-  (void)agentws__upgrade_respond(c, status, type, NULL, body->data,
-                                 body->len, head_only);
-}
-
 static int endpoint(agentws_manager *m, agentws__conn *c,
                     const agentws__http_request *req, int which) {
   agentws__buf body = {NULL, 0, 0};
@@ -80,10 +72,11 @@ static int endpoint(agentws_manager *m, agentws__conn *c,
     agentws__upgrade_refuse(c, 500, "out of memory");
     return 1;
   }
-  answer(m, c, status,
-         which == 0 ? "text/plain; version=0.0.4; charset=utf-8"
-                    : "application/json",
-         &body, head_only);
+  (void)agentws__upgrade_respond(
+      c, status,
+      which == 0 ? "text/plain; version=0.0.4; charset=utf-8"
+                 : "application/json",
+      NULL, body.data, body.len, head_only);
   agentws__buf_free(&body, m->mem);
   return 1;
 }

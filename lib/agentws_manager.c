@@ -53,14 +53,17 @@ static int hook_message(agentws__conn *c, int type, const uint8_t *data,
  * not the library's latency). */
 static void written(agentws_manager *m, const agentws__stream *st,
                     uint64_t *written, uint64_t pos, uint64_t live_from,
-                    uint64_t now_ns) {
+                    uint64_t *now_ns) {
   if (pos <= *written)
     return;
   agentws__stat_add(&m->stats, AGENTWS_STAT_EVENTS_WRITTEN, pos - *written);
-  if (m->stats.hist_on && st != NULL)
+  if (m->stats.hist_on && st != NULL) {
+    if (*now_ns == 0) /* the clock only when there is something to time */
+      *now_ns = uv_hrtime();
     agentws__hist_since(&m->stats, AGENTWS_HIST_EMIT_TO_WRITE, st,
                         *written + 1 > live_from ? *written + 1 : live_from,
-                        pos, now_ns);
+                        pos, *now_ns);
+  }
   *written = pos;
 }
 
@@ -68,18 +71,17 @@ static void hook_writable(agentws__conn *c, void *ud) {
   agentws_manager *m = ud;
   agentws__session *s = c->app;
   agentws__list *it;
-  uint64_t now_ns;
+  uint64_t now_ns = 0;
   if (s == NULL || s->user == NULL || m->cfg->raw_messages)
     return;
   /* Everything queued so far is in the kernel now. */
-  now_ns = m->stats.hist_on ? uv_hrtime() : 0;
   if (s->unacked_since == 0 && s->pos > s->acked)
     s->unacked_since = uv_now(m->loop);
-  written(m, s->user->stream, &s->written, s->pos, s->live_from, now_ns);
+  written(m, s->user->stream, &s->written, s->pos, s->live_from, &now_ns);
   for (it = s->rooms.next; it != &s->rooms; it = it->next) {
     agentws__member *mb = AGENTWS__CONTAINER_OF(it, agentws__member, snode);
     written(m, mb->room->stream, &mb->written, mb->pos, mb->live_from,
-            now_ns);
+            &now_ns);
   }
   if (s->behind || !agentws__list_empty(&s->rooms))
     agentws__emitter_writable(&m->emitter, s);
