@@ -53,6 +53,10 @@ static int user_ok(const char *u, size_t n) {
 
 /* A NumericDate claim: absent (1, *v untouched), valid (1), or not a
  * finite number (0). */
+static int is_json_space(char c) {
+  return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
 static int numeric_date(json_t *claims, const char *name, int64_t *v,
                         int *present) {
   json_t *j = json_object_get(claims, name);
@@ -239,7 +243,14 @@ int agentws__jwt_verify(const agentws__mem *mem, const agentws_keyset *ks,
   } else {
     rv = check_claims(mem, claims, pol, now_s, r);
     if (rv == 0) {
-      r->claims = agentws__mem_strndup(mem, (const char *)plain, plain_len);
+      /* jansson allows JSON whitespace around the object; the host is
+       * promised an object text, so it starts at '{' and ends at '}'. */
+      const char *b = (const char *)plain, *e = b + plain_len;
+      while (b < e && is_json_space(*b))
+        b++;
+      while (e > b && is_json_space(e[-1]))
+        e--;
+      r->claims = agentws__mem_strndup(mem, b, (size_t)(e - b));
       if (r->claims == NULL)
         rv = AGENTWS_ERR_NOMEM;
     }

@@ -453,6 +453,25 @@ static void test_claim_shapes(void **state) {
   agentws_keyset_free(ks);
 }
 
+/* A payload with JSON whitespace around the object (found by fuzz_jwt):
+ * the host still gets the object text alone, from '{' to '}'. */
+static void test_claims_whitespace(void **state) {
+  agentws_keyset *ks = jwks_set(JWTF_JWKS_ALL);
+  agentws__jwt_policy p = policy();
+  char *t = mint_hs256("hs1", "\r\n \t{\"sub\":\"alice\",\"exp\":4102444800}"
+                              " \n\t\r");
+  agentws__jwt_result r;
+  (void)state;
+  p.issuer = NULL;
+  p.audience = NULL;
+  assert_int_equal(verify_at(ks, &p, t, JWTF_NOW, &r), 0);
+  assert_string_equal(r.user, "alice");
+  assert_string_equal(r.claims, "{\"sub\":\"alice\",\"exp\":4102444800}");
+  agentws__jwt_result_clear(mem(), &r);
+  free(t);
+  agentws_keyset_free(ks);
+}
+
 /* ------------------------------------------------------------- policy */
 
 static void test_policy_issuer_audience(void **state) {
@@ -1794,6 +1813,7 @@ int main(void) {
       cmocka_unit_test(test_no_keys),
       cmocka_unit_test(test_size_bound),
       cmocka_unit_test(test_claim_shapes),
+      cmocka_unit_test(test_claims_whitespace),
       cmocka_unit_test(test_policy_issuer_audience),
       cmocka_unit_test(test_policy_scope),
       cmocka_unit_test(test_policy_user_claim),
