@@ -175,6 +175,38 @@ AGENTWS_EXTERN int agentws_config_new(agentws_config **out);
 AGENTWS_EXTERN void agentws_config_free(agentws_config *cfg);
 
 /*
+ * Allocator hook, per manager (the way nghttp2_mem is per session; the
+ * library keeps no global state, so it sets no process-wide hook).
+ * A manager made from |cfg| allocates everything it owns through these
+ * four: its copy of the config, connections and their buffers, streams,
+ * backlogs, queued events and frames, requests, the token cache and, for
+ * agentws_manager_new_threaded(), its loop. Objects the host creates
+ * itself (config, callbacks, keyset, stats) use malloc. libuv, wslay,
+ * jansson, libcjose and OpenSSL allocate by their own means.
+ *
+ * All four functions, or all NULL (back to malloc); else
+ * AGENTWS_ERR_INVALID_ARGUMENT. The functions follow malloc(3), free(3),
+ * calloc(3) and realloc(3): free(NULL) does nothing, realloc(NULL, n)
+ * allocates. |user_data| is passed to each. They are called on the loop
+ * thread and on every thread that emits (emit copies the event there),
+ * so they must be thread-safe when several threads emit. A NULL return
+ * is out of memory: the call that needed it fails with AGENTWS_ERR_NOMEM,
+ * or the one connection that needed it is closed with 1011; the manager
+ * and its other connections go on. The functions must stay valid until
+ * every manager made from |cfg| is freed. Not thread-safe (the config).
+ * Since: 0.1
+ */
+typedef void *(*agentws_malloc_cb)(size_t size, void *user_data);
+typedef void (*agentws_free_cb)(void *ptr, void *user_data);
+typedef void *(*agentws_calloc_cb)(size_t nmemb, size_t size,
+                                   void *user_data);
+typedef void *(*agentws_realloc_cb)(void *ptr, size_t size, void *user_data);
+AGENTWS_EXTERN int agentws_config_set_allocator(
+    agentws_config *cfg, agentws_malloc_cb malloc_cb, agentws_free_cb free_cb,
+    agentws_calloc_cb calloc_cb, agentws_realloc_cb realloc_cb,
+    void *user_data);
+
+/*
  * Setters. Each returns 0, AGENTWS_ERR_INVALID_ARGUMENT (NULL cfg or bad
  * string), AGENTWS_ERR_OUT_OF_RANGE (value outside the range given), or
  * AGENTWS_ERR_NOMEM; on error the config is unchanged. Strings are copied.

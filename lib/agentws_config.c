@@ -42,6 +42,7 @@ int agentws_config_new(agentws_config **out) {
   if (c == NULL)
     return AGENTWS_ERR_NOMEM;
   c->mem = mem;
+  c->alloc = *mem;
   set_defaults(c);
   c->ws_path = agentws__mem_strndup(mem, "/ws", 3);
   c->subprotocols[0] = agentws__mem_strndup(mem, DEFAULT_SUBPROTOCOL,
@@ -82,15 +83,21 @@ static int copy_list(agentws_config *dst, char **dl, size_t *dn,
   return 0;
 }
 
+const agentws__mem *agentws__config_alloc(const agentws_config *c) {
+  return &c->alloc;
+}
+
 int agentws__config_copy(agentws_config **out, const agentws_config *src) {
   agentws_config *c;
   int rv;
   if (src == NULL)
     return agentws_config_new(out);
-  c = agentws__mem_calloc(src->mem, 1, sizeof(*c));
+  /* The copy is a manager's: it and all it holds use the host's hook. */
+  c = agentws__mem_calloc(&src->alloc, 1, sizeof(*c));
   if (c == NULL)
     return AGENTWS_ERR_NOMEM;
   *c = *src;
+  c->mem = &c->alloc;
   c->ws_path = NULL;
   c->num_origins = c->num_subprotocols = 0;
   memset(&c->auth, 0, sizeof(c->auth));
@@ -113,6 +120,30 @@ int agentws__config_copy(agentws_config **out, const agentws_config *src) {
     return rv;
   }
   *out = c;
+  return 0;
+}
+
+int agentws_config_set_allocator(agentws_config *c, agentws_malloc_cb malloc_cb,
+                                 agentws_free_cb free_cb,
+                                 agentws_calloc_cb calloc_cb,
+                                 agentws_realloc_cb realloc_cb,
+                                 void *user_data) {
+  int given;
+  if (c == NULL)
+    return AGENTWS_ERR_INVALID_ARGUMENT;
+  given = (malloc_cb != NULL) + (free_cb != NULL) + (calloc_cb != NULL) +
+          (realloc_cb != NULL);
+  if (given == 0) {
+    c->alloc = *agentws__mem_default();
+    return 0;
+  }
+  if (given != 4)
+    return AGENTWS_ERR_INVALID_ARGUMENT;
+  c->alloc.malloc = malloc_cb;
+  c->alloc.free = free_cb;
+  c->alloc.calloc = calloc_cb;
+  c->alloc.realloc = realloc_cb;
+  c->alloc.mem_user_data = user_data;
   return 0;
 }
 

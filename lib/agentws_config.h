@@ -100,6 +100,7 @@ void agentws__auth_cfg_free(agentws__auth_cfg *a, const agentws__mem *mem);
 
 struct agentws_config {
   const agentws__mem *mem;   /* allocator of this object */
+  agentws__mem alloc;        /* a manager's allocator (set_allocator) */
   uint32_t set_mask;         /* AGENTWS__OPT_* given by the host */
   char *ws_path;             /* owned; "/ws" by default */
   uint64_t max_message_size; /* inbound message bound (1009 past it) */
@@ -148,5 +149,7 @@ static inline int agentws__config_rule_policy(const agentws_config *c,
 
 /* Deep copy of |src| (or of the defaults when |src| is NULL). */
 int agentws__config_copy(agentws_config **out, const agentws_config *src);
+/* The allocator a manager made from |c| uses. */
+const agentws__mem *agentws__config_alloc(const agentws_config *c);
 
 #endif /* AGENTWS_CONFIG_H */

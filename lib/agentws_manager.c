@@ -198,14 +198,16 @@ static void on_async(uv_async_t *h) {
 static int init(agentws_manager **out, uv_loop_t *loop, uv_loop_t *own,
                 const agentws_config *cfg, const agentws_callbacks *cbs,
                 void *user_data) {
-  const agentws__mem *mem = agentws__mem_default();
+  const agentws__mem *mem =
+      cfg != NULL ? agentws__config_alloc(cfg) : agentws__mem_default();
   agentws__transport_hooks hooks;
   agentws_manager *m;
   int rv;
   m = agentws__mem_calloc(mem, 1, sizeof(*m));
   if (m == NULL)
     return AGENTWS_ERR_NOMEM;
-  m->mem = mem;
+  m->mem_store = *mem;
+  m->mem = mem = &m->mem_store;
   m->loop = loop;
   m->own_loop = own;
   m->user_data = user_data;
@@ -296,23 +298,25 @@ int agentws_manager_new_threaded(agentws_manager **out,
                                  const agentws_config *cfg,
                                  const agentws_callbacks *cbs,
                                  void *user_data) {
+  const agentws__mem *mem;
   uv_loop_t *loop;
   int rv;
   if (out == NULL)
     return AGENTWS_ERR_INVALID_ARGUMENT;
-  loop = agentws__mem_malloc(agentws__mem_default(), sizeof(*loop));
+  mem = cfg != NULL ? agentws__config_alloc(cfg) : agentws__mem_default();
+  loop = agentws__mem_malloc(mem, sizeof(*loop));
   if (loop == NULL)
     return AGENTWS_ERR_NOMEM;
   rv = uv_loop_init(loop);
   if (rv != 0) {
-    agentws__mem_free(agentws__mem_default(), loop);
+    agentws__mem_free(mem, loop);
     return rv;
   }
   rv = init(out, loop, loop, cfg, cbs, user_data);
   if (rv != 0) {
     uv_run(loop, UV_RUN_DEFAULT); /* let the failed init's handles close */
     uv_loop_close(loop);
-    agentws__mem_free(agentws__mem_default(), loop);
+    agentws__mem_free(mem, loop);
     return rv;
   }
   (*out)->threaded = 1;
@@ -431,7 +435,8 @@ int agentws_manager_close(agentws_manager *m, agentws_closed_cb cb,
 }
 
 static void release(agentws_manager *m) {
-  const agentws__mem *mem = m->mem;
+  agentws__mem copy = *m->mem; /* |m| holds it and is freed first */
+  const agentws__mem *mem = &copy;
   uv_loop_t *own = m->own_loop;
   agentws__transport_free(&m->transport);
   agentws__emitter_free(&m->emitter);

@@ -21,7 +21,8 @@ typedef struct agentws__post {
 } agentws__post;
 
 struct agentws_manager {
-  const agentws__mem *mem;   /* allocator */
+  const agentws__mem *mem;   /* allocator: &mem_store */
+  agentws__mem mem_store;    /* the config's hook, held by value */
   agentws_config *cfg;       /* owned copy */
   agentws_callbacks cbs;     /* copy of the host's hooks */
   void *user_data;           /* passed to every host callback */

@@ -25,8 +25,11 @@ int agentws__emitter_catch_up(agentws__emitter *e, agentws__session *s,
 
 /* Sends what a ctl_* writer put into the scratch buffer. */
 static int send_scratch(agentws__emitter *e, agentws__session *s, int rv) {
-  if (rv != 0)
+  if (rv != 0) { /* out of memory writing it: as if sending failed */
+    agentws__ws_close(s->conn, AGENTWS_CLOSE_INTERNAL_ERROR, "out of memory",
+                      13, 1);
     return rv;
+  }
   return agentws__emitter_send_json(s, (const char *)e->scratch.data,
                                     e->scratch.len);
 }

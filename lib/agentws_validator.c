@@ -336,6 +336,7 @@ static int add_call(agentws__validator *v, run *r, const char *id,
   c = agentws__mem_calloc(v->mem, 1, sizeof(*c));
   if (c == NULL)
     return AGENTWS_ERR_NOMEM;
+  agentws__list_init(&c->node); /* call_free() below looks at it */
   c->id = agentws__mem_strndup(v->mem, id, strlen(id));
   c->tool = agentws__mem_strndup(v->mem, tool, strlen(tool));
   if (c->id == NULL || c->tool == NULL) {
@@ -345,7 +346,6 @@ static int add_call(agentws__validator *v, run *r, const char *id,
   c->r = r;
   c->open = 1;
   c->started_ms = now;
-  agentws__list_init(&c->node);
   if (v->tool_timeout_ms > 0)
     agentws__list_push_back(&v->calls, &c->node);
   c->next = r->calls;

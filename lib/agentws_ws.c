@@ -423,6 +423,11 @@ static void sent(agentws__conn *c, int rv, int control) {
     agentws__writer_discard(c);
     agentws__ws_close(c, AGENTWS_CLOSE_TRY_AGAIN_LATER, "slow consumer", 13,
                       1);
+  } else if (rv == AGENTWS_ERR_NOMEM) {
+    /* A frame missing from the stream leaves a hole the client cannot
+     * see: closing lets it resume and have it replayed. */
+    agentws__ws_close(c, AGENTWS_CLOSE_INTERNAL_ERROR, "out of memory", 13,
+                      1);
   } else if (rv == 0 && !control) {
     agentws__conn_touch_msg(c);
   }

@@ -115,6 +115,10 @@ CALLBACK_TYPES = {
     "agentws_on_alert_cb": C.CFUNCTYPE(None, P, P, P),
     "agentws_on_http_cb": C.CFUNCTYPE(I, P, U64, P, P),
     "agentws_on_log_cb": C.CFUNCTYPE(None, P, I, S, P),
+    "agentws_malloc_cb": C.CFUNCTYPE(P, SZ, P),
+    "agentws_free_cb": C.CFUNCTYPE(None, P, P),
+    "agentws_calloc_cb": C.CFUNCTYPE(P, SZ, SZ, P),
+    "agentws_realloc_cb": C.CFUNCTYPE(P, P, SZ, P),
 }
 CB = {k[len("agentws_"):-len("_cb")]: v for k, v in CALLBACK_TYPES.items()}
 
@@ -166,6 +170,8 @@ FUNCTIONS = {
                       "set_readyz", "set_log_level"),
     "agentws_config_set_validation_rule": (I, [P, I, I]),
     "agentws_config_set_jwt_keys": (I, [P, P]),
+    "agentws_config_set_allocator": (I, [P, CB["malloc"], CB["free"],
+                                         CB["calloc"], CB["realloc"], P]),
     # callbacks
     "agentws_callbacks_new": (I, [PP]),
     "agentws_callbacks_free": (None, [P]),

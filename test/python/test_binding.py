@@ -170,7 +170,8 @@ EVERY_OPTION = dict(
 def test_every_option_is_a_keyword(manager):
     setters = {n[len("agentws_config_set_"):] for n in agentws.FUNCTIONS
                if n.startswith("agentws_config_set_")}
-    assert setters - set(EVERY_OPTION) == {"validation_rule", "jwt_keys"}
+    assert setters - set(EVERY_OPTION) == {"validation_rule", "jwt_keys",
+                                           "allocator"}
     manager(**EVERY_OPTION).close()
 
 
@@ -740,6 +741,55 @@ def test_raw_user_data_and_close_in_a_callback(manager):
     run(go())
     m.close()
     assert results == {"m_ud": 42, "c_ud": 7, "close": 0}
+
+
+def test_allocator_hook_from_python():
+    """A Python allocator over libc: a threaded manager allocates through
+    it, frees all it allocated, and half a hook is refused."""
+    lib_ = agentws.load()
+    libc = C.CDLL(None)
+    P, SZ = C.c_void_p, C.c_size_t
+    libc.malloc.restype = libc.calloc.restype = libc.realloc.restype = P
+    libc.malloc.argtypes = [SZ]
+    libc.calloc.argtypes = [SZ, SZ]
+    libc.realloc.argtypes = [P, SZ]
+    libc.free.argtypes = [P]
+    live = set()
+    count = [0]
+
+    def track(p, old=None):
+        if old:
+            live.discard(old)
+        if p:
+            count[0] += 1
+            live.add(p)
+        return p
+
+    def free(p, ud):
+        live.discard(p)
+        libc.free(p)
+
+    fns = (agentws.CB["malloc"](lambda n, ud: track(libc.malloc(n))),
+           agentws.CB["free"](free),
+           agentws.CB["calloc"](lambda k, n, ud: track(libc.calloc(k, n))),
+           agentws.CB["realloc"](
+               lambda p, n, ud: track(libc.realloc(p, n), p)))
+    cfg, m = P(), P()
+    assert lib_.agentws_config_new(C.byref(cfg)) == 0
+    try:
+        nulls = [agentws.CB[k]() for k in ("malloc", "free", "calloc",
+                                          "realloc")]
+        assert lib_.agentws_config_set_allocator(
+            cfg, fns[0], *nulls[1:], None) == agentws.ERR_INVALID_ARGUMENT
+        assert lib_.agentws_config_set_allocator(cfg, *fns, None) == 0
+        assert lib_.agentws_manager_new_threaded(C.byref(m), cfg, None,
+                                                 None) == 0
+        assert count[0] > 0 and live
+        lib_.agentws_manager_free(m)
+        assert not live
+        assert lib_.agentws_config_set_allocator(cfg, *nulls, None) == 0
+    finally:
+        lib_.agentws_config_free(cfg)
 
 
 # ------------------------------------------------------------ coverage
