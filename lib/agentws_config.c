@@ -1,4 +1,5 @@
 #include "agentws_config.h"
+#include "agentws_http.h"
 
 #include <string.h>
 
@@ -293,7 +294,9 @@ int agentws_config_add_subprotocol(agentws_config *c, const char *name) {
   if (c == NULL || name == NULL)
     return AGENTWS_ERR_INVALID_ARGUMENT;
   n = strlen(name);
-  if (n == 0 || n > 64 || strncmp(name, "bearer.", 7) == 0)
+  /* The handshake and the token finder take "bearer." in any case for a
+   * token carrier, so such a name could never be selected. */
+  if (n == 0 || n > 64 || (n >= 7 && agentws__http_ieq(name, 7, "bearer.")))
     return AGENTWS_ERR_INVALID_ARGUMENT;
   for (i = 0; i < n; i++)
     if (!is_tchar((unsigned char)name[i]))
