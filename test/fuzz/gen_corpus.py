@@ -135,8 +135,11 @@ def config_seeds():
                       (9, b"token"), (9, b"a&b"), (10, b"session"),
                       (10, b"bad;name"), (11, b"s3cret-Token_1"),
                       (11, b"bad token"), (11, b""))
-    s["nulls"] = ops((12, b""), (13, b""), (14, b""), (15, b""), (16, b""),
-                     (17, b""))
+    # Bit 7: a NULL string; bit 6: a NULL config.
+    s["nulls"] = ops(*[(0x80 | op, b"x") for op in range(13)],
+                     *[(0x40 | op, b"x") for op in range(13)])
+    s["kids"] = ops((12, b"k1"), (12, b""), (12, b"k" * 256), (12, b"a\tb"),
+                    (0x8c, b""))
     return s
 
 
