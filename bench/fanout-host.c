@@ -7,7 +7,7 @@
  *               [--type custom|thinking] [--size S] [--batch B] [--window K]
  *               [--max-conns-per-user M] [--wait S]
  *               [--validation P] [--monitor on|off] [--scrape-ms N]
- *               [--room R]
+ *               [--room R] [--sample-s S] [--backlog-events N]
  *
  * A threaded manager (dev_insecure, ping off, default max_queued_bytes)
  * listens on 127.0.0.1:PORT and prints "listening on 127.0.0.1:PORT". The
@@ -45,6 +45,12 @@
  * (AGENTWS_TARGET_ROOM): one event, one seq, framed once, to all N
  * connections (the room-broadcast scenario); users still name the
  * connections.
+ *
+ * --sample-s S (S > 0, the soak: bench/run-soak.sh) prints to stderr every
+ * S seconds of emitting one JSON line: seconds since t0, VmRSS, the
+ * library's queued-bytes and loop-lag gauges (agentws_manager_get_stats,
+ * from this thread), the probe's largest lag in those S seconds, open
+ * connections, events emitted and connections closed so far by code.
  *
  * --monitor off turns the library's monitor off (agentws_config_set_monitor
  * 0: no latency histograms, detectors or gauges) to measure its cost.
@@ -101,6 +107,8 @@ struct opts {
   int monitor;       /* --monitor on (1, default) | off (0) */
   int scrape_ms;     /* --scrape-ms; 0: no /metrics scrapes */
   const char *room;  /* --room; NULL: per-user emits */
+  int sample_s;      /* --sample-s; 0: no periodic samples */
+  int backlog;       /* --backlog-events; 0: the library's default */
   double wait;     /* seconds to wait for the N connections */
 };
 
@@ -177,6 +185,42 @@ static double clock_s(clockid_t c) {
   if (clock_gettime(c, &ts) != 0)
     return 0;
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static double rusage_cpu_s(void);
+static long vmrss_kb(void);
+
+/* One --sample-s line; |from| is the first second of the period. */
+static void soak_sample(struct host *h, double now, int started) {
+  agentws_stats *st = NULL;
+  unsigned long long emitted = 0;
+  double lag = 0;
+  int i, from = (int)(now - h->probe_t0) - h->o.sample_s;
+  for (i = from < 0 ? 0 : from; i <= (int)(now - h->probe_t0) && i < MAX_SAMPLES;
+       i++)
+    if (h->lag_max_s[i] > lag)
+      lag = h->lag_max_s[i];
+  for (i = 0; i < started; i++)
+    emitted += atomic_load(&h->em[i].emitted);
+  if (agentws_stats_new(&st) != 0 || agentws_manager_get_stats(h->m, st) != 0) {
+    agentws_stats_free(st);
+    return;
+  }
+  fprintf(stderr,
+          "{\"t\":%.0f,\"rss_kb\":%ld,\"queued_bytes\":%llu,"
+          "\"queued_bytes_max\":%llu,\"loop_lag_us\":%llu,"
+          "\"probe_lag_max_ms\":%.2f,\"open\":%d,\"emitted\":%llu,"
+          "\"closes\":[%llu,%llu,%llu,%llu,%llu,%llu]}\n",
+          now - h->probe_t0, vmrss_kb(),
+          (unsigned long long)agentws_stats_get(st, AGENTWS_STAT_QUEUED_BYTES),
+          (unsigned long long)agentws_stats_get(st,
+                                                AGENTWS_STAT_QUEUED_BYTES_MAX),
+          (unsigned long long)agentws_stats_get(st, AGENTWS_STAT_LOOP_LAG_US),
+          lag * 1000, atomic_load(&h->open), emitted,
+          atomic_load(&h->closes[0]), atomic_load(&h->closes[1]),
+          atomic_load(&h->closes[2]), atomic_load(&h->closes[3]),
+          atomic_load(&h->closes[4]), atomic_load(&h->closes[5]));
+  agentws_stats_free(st);
 }
 
 static double rusage_cpu_s(void) {
@@ -475,7 +519,9 @@ static void usage(FILE *f) {
           "       [--max-queued-kb K (library default 1024)] [--sndbuf-kb K (kernel)]\n"
           "       [--validation off|warn|strict|repair (library default)]\n"
           "       [--monitor on|off (on)] [--scrape-ms N (0: no /metrics scrapes)]\n"
-          "       [--room R (every connection in room R; events to the room)]\n");
+          "       [--room R (every connection in room R; events to the room)]\n"
+          "       [--sample-s S (0: no periodic samples on stderr)]\n"
+          "       [--backlog-events N (library default 1000)]\n");
 }
 
 static int num(const char *name, const char *s, double lo, double hi,
@@ -509,7 +555,7 @@ static int parse_opts(int argc, char **argv, struct opts *o) {
   enum { O_PORT = 256, O_CONNS, O_USERS, O_DURATION, O_WARMUP, O_TAIL,
          O_LINGER, O_RATE, O_THREADS, O_TYPE, O_SIZE, O_BATCH, O_WINDOW,
          O_MAXPU, O_MAXQ, O_SNDBUF, O_WAIT, O_VALIDATION, O_MONITOR,
-         O_SCRAPE, O_ROOM, O_HELP };
+         O_SCRAPE, O_ROOM, O_SAMPLE, O_BACKLOG, O_HELP };
   static const struct option lo[] = {
       {"port", required_argument, NULL, O_PORT},
       {"conns", required_argument, NULL, O_CONNS},
@@ -532,6 +578,8 @@ static int parse_opts(int argc, char **argv, struct opts *o) {
       {"monitor", required_argument, NULL, O_MONITOR},
       {"scrape-ms", required_argument, NULL, O_SCRAPE},
       {"room", required_argument, NULL, O_ROOM},
+      {"sample-s", required_argument, NULL, O_SAMPLE},
+      {"backlog-events", required_argument, NULL, O_BACKLOG},
       {"help", no_argument, NULL, O_HELP},
       {NULL, 0, NULL, 0}};
   int ch, r = 0;
@@ -595,6 +643,10 @@ static int parse_opts(int argc, char **argv, struct opts *o) {
       break;
     case O_SCRAPE: r = inum("scrape-ms", optarg, 0, 3600000, &o->scrape_ms); break;
     case O_ROOM: o->room = optarg; break;
+    case O_SAMPLE: r = inum("sample-s", optarg, 0, 3600, &o->sample_s); break;
+    case O_BACKLOG:
+      r = inum("backlog-events", optarg, 1, 10000000, &o->backlog);
+      break;
     case O_BATCH: r = inum("batch", optarg, 1, 1000000, &o->batch); break;
     case O_WINDOW: r = inum("window", optarg, 0, 1000000, &o->window); break;
     case O_MAXPU: r = inum("max-conns-per-user", optarg, 1, 100000, &o->max_per_user); break;
@@ -738,7 +790,7 @@ int main(int argc, char **argv) {
   agentws_config *cfg = NULL;
   agentws_callbacks *cbs = NULL;
   int rv, bound = 0, i, nrss = 0, started = 0, ok = 1, open_end, scraping = 0;
-  double t0, t_w0 = 0, t_w1 = 0, t_end, next_sample, cpu0, cpu_w0 = 0,
+  double t0, t_w0 = 0, t_w1 = 0, t_end, next_sample, next_soak, cpu0, cpu_w0 = 0,
          cpu_w1 = 0, cpu_end, loop_w0 = 0, loop_w1 = 0, em_w0 = 0, em_w1 = 0;
   unsigned long long ev_w0 = 0, ev_w1 = 0, ev_end = 0, errors = 0;
   unsigned long long closes_run[6];
@@ -770,7 +822,8 @@ int main(int argc, char **argv) {
        agentws_config_set_socket_send_buffer(cfg, (uint64_t)o->sndbuf_kb * 1024) != 0) ||
       (o->validation >= 0 &&
        agentws_config_set_validation(cfg, o->validation) != 0) ||
-      (!o->monitor && agentws_config_set_monitor(cfg, 0) != 0)) {
+      (!o->monitor && agentws_config_set_monitor(cfg, 0) != 0) ||
+      (o->backlog > 0 && agentws_config_set_backlog_events(cfg, o->backlog) != 0)) {
     fprintf(stderr, "fanout-host: config failed\n");
     return 1;
   }
@@ -862,6 +915,7 @@ int main(int argc, char **argv) {
 
   /* Phases and RSS samples on this thread; emitters run meanwhile. */
   next_sample = t0 + 1;
+  next_soak = t0 + o->sample_s;
   t_end = t0 + o->warmup + o->duration + o->tail;
   while (!atomic_load(&h->stop)) {
     double now = mono_s(), wake = t_end;
@@ -891,6 +945,10 @@ int main(int argc, char **argv) {
       if (nrss < MAX_SAMPLES)
         rss[nrss++] = vmrss_kb();
       next_sample += 1;
+    }
+    if (o->sample_s > 0 && now >= next_soak) {
+      soak_sample(h, now, started);
+      next_soak += o->sample_s;
     }
     if (now >= t_end)
       break;
