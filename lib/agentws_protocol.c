@@ -372,9 +372,19 @@ void agentws__emitter_message(agentws__emitter *e, agentws__session *s,
     break;
   }
   default:
-    if (m->cbs.on_client_message != NULL)
-      m->cbs.on_client_message(m, s->conn->id, s->user->id, in.type,
-                               (const char *)data, len, m->user_data);
+    if (m->cbs.on_client_message != NULL) {
+      /* The frame's bytes (often wslay's own buffer) end without a NUL;
+       * the host is promised a C string. */
+      char *json = agentws__mem_strndup(e->mem, (const char *)data, len);
+      if (json == NULL) {
+        agentws__ws_close(s->conn, AGENTWS_CLOSE_INTERNAL_ERROR,
+                          "out of memory", 13, 1);
+        break;
+      }
+      m->cbs.on_client_message(m, s->conn->id, s->user->id, in.type, json,
+                               len, m->user_data);
+      agentws__mem_free(e->mem, json);
+    }
     break;
   }
   agentws__inbound_free(&in);

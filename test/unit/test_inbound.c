@@ -1,6 +1,7 @@
 /*
  * Unit tests for inbound client messages, the room id check and the rate
- * limiter (lib/agentws_inbound.c).
+ * limiter (lib/agentws_inbound.c), and how a message the protocol does not
+ * handle reaches the host (lib/agentws_protocol.c).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,9 +11,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cmocka.h>
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <cmocka.h>
+#include <uv.h>
+
+#include "agentws.h"
 #include "agentws_inbound.h"
+
+#undef MAX /* <uv.h> brings <sys/param.h>'s MAX(a, b); unused here */
 
 #define MAX 65536
 
@@ -626,6 +635,83 @@ static void test_other(void **state) {
   agentws__inbound_free(&in);
 }
 
+/* ---- to the host ---------------------------------------------------- */
+
+static int host_calls;
+
+static void on_client_message(agentws_manager *m, uint64_t id,
+                              const char *user, const char *type,
+                              const char *json, size_t len, void *ud) {
+  (void)m;
+  (void)id;
+  (void)ud;
+  assert_string_equal(user, "u");
+  assert_string_equal(type, "user_message");
+  /* Documented NUL-terminated: the byte after it is a NUL. */
+  assert_int_equal(len, 35);
+  assert_int_equal(json[len], '\0');
+  assert_string_equal(json, "{\"type\":\"user_message\",\"text\":\"hi\"}");
+  host_calls++;
+}
+
+/* Appends a masked (key 0) final text frame of |s|. */
+static size_t text_frame(uint8_t *out, const char *s) {
+  size_t n = strlen(s);
+  out[0] = 0x81;
+  out[1] = (uint8_t)(0x80 | n);
+  memset(out + 2, 0, 4);
+  memcpy(out + 6, s, n);
+  return 6 + n;
+}
+
+/* fuzz_upgrade: the message handed to on_client_message was the frame's
+ * bytes in place, with whatever followed them (here the next frame)
+ * where the NUL should be. */
+static void test_host_message_is_c_string(void **state) {
+  static const char head[] =
+      "GET /ws?user=u HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+      "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+      "Sec-WebSocket-Version: 13\r\n\r\n";
+  const char *msg = "{\"type\":\"user_message\",\"text\":\"hi\"}";
+  uint8_t frames[128], junk[4096];
+  size_t n;
+  uv_loop_t loop;
+  agentws_manager *m = NULL;
+  agentws_config *cfg = NULL;
+  agentws_callbacks *cbs = NULL;
+  int sv[2], i;
+
+  (void)state;
+  host_calls = 0;
+  assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+  fcntl(sv[1], F_SETFL, O_NONBLOCK);
+  assert_int_equal(uv_loop_init(&loop), 0);
+  assert_int_equal(agentws_config_new(&cfg), 0);
+  assert_int_equal(agentws_config_set_dev_insecure(cfg, 1), 0);
+  assert_int_equal(agentws_callbacks_new(&cbs), 0);
+  agentws_callbacks_set_on_client_message(cbs, on_client_message);
+  assert_int_equal(agentws_manager_new(&m, &loop, cfg, cbs, NULL), 0);
+  assert_int_equal(agentws_manager_adopt(m, sv[0], (const uint8_t *)head,
+                                         sizeof(head) - 1, NULL),
+                   0);
+  n = text_frame(frames, msg);
+  n += text_frame(frames + n, "{\"type\":\"ping\"}");
+  assert_int_equal(write(sv[1], frames, n), (ssize_t)n);
+  for (i = 0; i < 8 && host_calls == 0; i++) {
+    uv_run(&loop, UV_RUN_NOWAIT);
+    while (read(sv[1], junk, sizeof(junk)) > 0) {
+    }
+  }
+  assert_int_equal(host_calls, 1);
+  agentws_manager_close(m, NULL, NULL);
+  close(sv[1]);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  agentws_manager_free(m);
+  assert_int_equal(uv_loop_close(&loop), 0);
+  agentws_callbacks_free(cbs);
+  agentws_config_free(cfg);
+}
+
 /* ---- free ---------------------------------------------------------- */
 
 static void test_inbound_free(void **state) {
@@ -818,6 +904,7 @@ int main(void) {
       cmocka_unit_test(test_leave),
       cmocka_unit_test(test_refresh),
       cmocka_unit_test(test_other),
+      cmocka_unit_test(test_host_message_is_c_string),
       cmocka_unit_test(test_inbound_free),
       cmocka_unit_test(test_room_valid),
       cmocka_unit_test(test_rate_burst),
