@@ -212,7 +212,9 @@ def upgrade_seeds():
     s["not_found"] = upgrade_input(0x00, b"GET /nope HTTP/1.1\r\n"
                                    b"Host: x\r\n\r\n")
     s["too_large"] = upgrade_input(0x10, head(extra=b"X-Pad: " + b"p" * 400
-                                              + b"\r\n"))
+                                              + b"\r\n"), split=100)
+    s["too_large_adopt"] = upgrade_input(0x10, head(extra=b"X-Pad: " + b"p"
+                                                    * 400 + b"\r\n"))
     s["bad_version"] = upgrade_input(0x00, head().replace(b": 13", b": 8"))
     s["raw_echo"] = upgrade_input(0x20, head(b"/ws"), [b"hello", b"!fail"])
     return s

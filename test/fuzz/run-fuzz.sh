@@ -7,4 +7,4 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 "$fuzzer" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
   -print_final_stats=1 "$work" "$seeds" 2>"$work/log" || { tail -50 "$work/log"; exit 1; }
-grep -E "stat::number_of_executed_units|Done" "$work/log" | tail -2
+grep -E "stat::number_of_executed_units|stat::average_exec_per_sec|Done" "$work/log" | tail -3
