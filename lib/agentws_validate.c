@@ -12,6 +12,13 @@
 
 static uint64_t mono_ms(void) { return uv_hrtime() / 1000000u; }
 
+/* The bound a repair is built within, whatever max_event_bytes says. The
+ * largest is a tool_completed whose run id, tool and tool call id (each at
+ * most AGENTWS__MAX_NAME bytes) escape to 6 bytes a byte (\u00XX): 4608
+ * bytes, plus its fixed members, its data mark and a room's stream name,
+ * well under 8 KiB. */
+#define SYNTH_MAX_BYTES 8192
+
 /* Called with e->lock held. */
 static int synth(void *ctx, const agentws__emit_args *src) {
   agentws__emitter *e = ctx;
@@ -19,12 +26,12 @@ static int synth(void *ctx, const agentws__emit_args *src) {
   agentws__event *ev;
   int rv;
   a.ts_ms = agentws__wall_ms();
-  /* A repair must not fail for size: its ids passed the schema limits, so
-   * it fits in 4 KiB whatever max_event_bytes says. */
+  /* A repair must not fail for size: its ids passed the schema limits.
+   * (A 4 KiB floor did not hold them escaped: fuzz_emit.) */
   rv = agentws__event_build(e->mem, &a,
-                            e->cfg->max_event_bytes > 4096
+                            e->cfg->max_event_bytes > SYNTH_MAX_BYTES
                                 ? e->cfg->max_event_bytes
-                                : 4096,
+                                : SYNTH_MAX_BYTES,
                             &ev);
   if (rv != 0)
     return rv;

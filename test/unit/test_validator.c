@@ -26,6 +26,8 @@
 
 #include <cmocka.h>
 
+#include <uv.h>
+
 #include "agentws.h"
 #include "agentws_codec.h"
 #include "agentws_validator.h"
@@ -1241,6 +1243,50 @@ static void test_synth_failure_refuses(void **state) {
   fx_free(&f);
 }
 
+/* fuzz_emit: the emitter built repairs within max(max_event_bytes, 4 KiB),
+ * but ids of control bytes escape six-fold (\u00XX): a tool_completed
+ * closing this call did not fit, so agent_completed failed with NOMEM and
+ * the call was marked closed though no tool_completed was queued. */
+static void test_repair_of_escaped_ids_fits(void **state) {
+  char run[257], tool[257], call[151];
+  agentws_manager *m = NULL;
+  agentws_config *cfg = NULL;
+  agentws_stats *st = NULL;
+  uv_loop_t loop;
+
+  (void)state;
+  memset(run, 1, 256);
+  run[256] = '\0';
+  memset(tool, 1, 256);
+  tool[256] = '\0';
+  memset(call, 1, 150);
+  call[150] = '\0';
+  assert_int_equal(uv_loop_init(&loop), 0);
+  assert_int_equal(agentws_config_new(&cfg), 0);
+  assert_int_equal(agentws_config_set_validation(cfg, REPAIR), 0);
+  assert_int_equal(agentws_config_set_max_event_bytes(cfg, 4096), 0);
+  assert_int_equal(agentws_manager_new(&m, &loop, cfg, NULL, NULL), 0);
+  agentws_config_free(cfg);
+  assert_int_equal(agentws_emit_agent_started(m, AGENTWS_TARGET_USER, "u",
+                                              run, "a", NULL),
+                   0);
+  /* About 4050 bytes escaped: fits; its failed result is ~110 more. */
+  assert_int_equal(agentws_emit_tool_executing(m, AGENTWS_TARGET_USER, "u",
+                                               run, tool, call, NULL),
+                   0);
+  assert_int_equal(agentws_emit_agent_completed(m, AGENTWS_TARGET_USER, "u",
+                                                run, 1, NULL, NULL),
+                   0);
+  assert_int_equal(agentws_stats_new(&st), 0);
+  assert_int_equal(agentws_manager_get_stats(m, st), 0);
+  assert_int_equal(agentws_stats_get(st, AGENTWS_STAT_EVENTS_SYNTHESIZED), 1);
+  agentws_stats_free(st);
+  agentws_manager_close(m, NULL, NULL);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  agentws_manager_free(m);
+  assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 /* ----------------------------------------------------------- memory bound */
 
 #define ABANDONED 100000
@@ -1704,6 +1750,7 @@ int main(void) {
       cmocka_unit_test(test_reports_bounded),
       cmocka_unit_test(test_rule_names),
       cmocka_unit_test(test_synth_failure_refuses),
+      cmocka_unit_test(test_repair_of_escaped_ids_fits),
       cmocka_unit_test(test_abandoned_runs_warn),
       cmocka_unit_test(test_abandoned_runs_repair_stall),
       PCASES(test_prop_no_timers),
