@@ -63,8 +63,9 @@
 #define NFIELDS 7
 #define MAX_RECORDS 256
 #define WINDOW 16
-/* The bound agentws_validate.c's synth() builds repairs with. */
-#define SYNTH_FLOOR 4096u
+/* The bound agentws_validate.c's synth() builds repairs with
+ * (SYNTH_MAX_BYTES there). */
+#define SYNTH_FLOOR 8192u
 
 static const agentws__mem *mem(void) { return agentws__mem_default(); }
 

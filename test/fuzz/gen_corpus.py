@@ -108,6 +108,13 @@ def emit_seeds():
             s1=b"\x02" * 200, s2=b"\x03" * 200, flags=1),
         rec(DONE, b"r\x01\"\\", b"room\x7f", flags=1),
     ])
+    # Ids of control bytes escape six-fold: the failed tool_completed that
+    # closes this call must still build (it did not under a 4 KiB floor).
+    s["synth_escaped_ids"] = emit_input(0x78, [
+        rec(STARTED, b"\x01" * 256, s1=b"a"),
+        rec(EXECUTING, b"\x01" * 256, s1=b"\x01" * 256, s2=b"\x01" * 150),
+        rec(DONE, b"\x01" * 256),
+    ])
     return s
 
 
