@@ -21,7 +21,9 @@
 # (near 1.0: the generator, not the server, set the pace) and the CPU the
 # rest of the machine used meanwhile ("other", /proc/stat minus both).
 # Prints one Markdown table per scenario (median, min - max, ratio to lws
-# paired within each repetition) and the raw JSON lines. Writes no file.
+# paired within each repetition) and the raw JSON lines. Writes no file,
+# unless CHART=path.svg (bench/chart.py draws the medians as ratios to lws)
+# or JSONL=path (the raw lines, to merge with other runs).
 #
 # Environment (all optional):
 #   REPS (3) DURATION (5) WARMUP (1) CONNS (1000) INTERVAL_MS (10)
@@ -438,6 +440,10 @@ table() { # table CASE
   echo "</details>"
 }
 
+if [ -n "${JSONL:-}" ]; then cp "$TMP/all.jsonl" "$JSONL" || echo "run-peers: cannot write $JSONL" >&2; fi
+if [ -n "${CHART:-}" ]; then
+  /usr/bin/python3 "$ROOT/bench/chart.py" "$TMP/all.jsonl" >"$CHART" || echo "run-peers: no chart" >&2
+fi
 if grep -qv -e 'connections open in' "$TMP/load.err"; then
   echo "run-peers: agentws-load stderr:" >&2
   grep -v -e 'connections open in' "$TMP/load.err" | sort | uniq -c | head -n 20 >&2
