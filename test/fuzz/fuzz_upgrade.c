@@ -512,8 +512,9 @@ static size_t check_http(const expect *e, const agentws_config *cfg,
   v = resp_header(h, hlen, "Content-Length", &vlen);
   CHECK(v != NULL && vlen > 0 && vlen < 12);
   body = (size_t)strtoul(v, NULL, 10);
-  if (e->head_only && *status < 400) {
-    CHECK(n == hlen); /* no body */
+  /* Answers (endpoints, pages) omit a HEAD's body; refusals never do. */
+  if (e->head_only && e->endpoint != 0 && (*status == 200 || *status == 503)) {
+    CHECK(n == hlen);
   } else {
     CHECK(n == hlen + body);
     if (e->endpoint == 1 && (*status == 200 || *status == 503)) {
