@@ -387,10 +387,22 @@ static void on_evict(agentws__stream *st, agentws__event *ev, void *ud) {
   }
 }
 
-/* One live event to one connection's position in one stream. */
+/* What a reader at |pos| is owed that it must not fall further behind on:
+ * the bytes of events that went live since it connected (from |live_from|)
+ * plus those the backlog let go meanwhile (|q|). A replay larger than the
+ * queue bound is paced by writability, not held against a reader keeping
+ * up with it. */
+static uint64_t debt(const agentws__evq *q, const agentws__stream *st,
+                     uint64_t pos, uint64_t live_from) {
+  uint64_t from = live_from > pos + 1 ? live_from - 1 : pos;
+  return (q != NULL ? q->bytes : 0) + agentws__stream_bytes_after(st, from);
+}
+
+/* One live event to one connection's position in one stream; |live_from|
+ * is the first seq it was sent live (older ones are a replay). */
 static void deliver(agentws__emitter *e, agentws__session *s,
                     agentws__stream *st, agentws__evq *q, uint64_t *pos,
-                    int *behind, agentws__event *ev) {
+                    int *behind, uint64_t live_from, agentws__event *ev) {
   if (s->conn->state != AGENTWS__CONN_WS || !s->welcomed || ev->seq <= *pos)
     return;
   if (*behind) {
@@ -398,8 +410,7 @@ static void deliver(agentws__emitter *e, agentws__session *s,
      * queue bound is enforced here too, as its debt grows. */
     if (agentws__writer_queued(s->conn) > soft_limit(e)) {
       s->lagging = 1;
-      if ((q != NULL ? q->bytes : 0) + agentws__stream_bytes_after(st, *pos) >
-          e->cfg->max_queued_bytes)
+      if (debt(q, st, *pos, live_from) > e->cfg->max_queued_bytes)
         slow_close(e, s);
     }
     return;
@@ -431,7 +442,8 @@ static int mergeable(const agentws__event *a, const agentws__event *b) {
  */
 int agentws__emitter_catch_up(agentws__emitter *e, agentws__session *s,
                               agentws__stream *st, agentws__evq *q,
-                              uint64_t *pos, int *behind, size_t *budget) {
+                              uint64_t *pos, int *behind, uint64_t live_from,
+                              size_t *budget) {
   agentws__event *merge[MERGE_MAX];
   uint64_t owed;
   if (st == NULL) {
@@ -439,7 +451,7 @@ int agentws__emitter_catch_up(agentws__emitter *e, agentws__session *s,
     return 0;
   }
   evq_trim(e->mem, q, *pos);
-  owed = (q != NULL ? q->bytes : 0) + agentws__stream_bytes_after(st, *pos);
+  owed = debt(q, st, *pos, live_from);
   if (reader_get(q, st, *pos + 1) == NULL && *pos < st->seq) {
     slow_close(e, s); /* its next event is gone: resume with a gap */
     return -1;
@@ -512,14 +524,15 @@ void agentws__emitter_writable(agentws__emitter *e, agentws__session *s) {
     return;
   if (s->behind && s->user != NULL &&
       agentws__emitter_catch_up(e, s, s->user->stream, s->ovf, &s->pos,
-                                &s->behind, &budget) != 0)
+                                &s->behind, s->live_from, &budget) != 0)
     return;
   for (it = s->rooms.next; it != &s->rooms && budget > 0;) {
     agentws__member *mb = AGENTWS__CONTAINER_OF(it, agentws__member, snode);
     it = it->next;
     if (mb->behind &&
         agentws__emitter_catch_up(e, s, mb->room->stream, mb->ovf,
-                                  &mb->pos, &mb->behind, &budget) != 0)
+                                  &mb->pos, &mb->behind, mb->live_from,
+                                  &budget) != 0)
       return;
   }
   update_lagging(s);
@@ -541,7 +554,7 @@ static void publish(agentws__emitter *e, agentws__event *ev) {
                                     ev->type - AGENTWS__EV_AGENT_STARTED);
     for (it = u->sessions.next; it != &u->sessions; it = it->next) {
       agentws__session *s = AGENTWS__CONTAINER_OF(it, agentws__session, unode);
-      deliver(e, s, st, s->ovf, &s->pos, &s->behind, ev);
+      deliver(e, s, st, s->ovf, &s->pos, &s->behind, s->live_from, ev);
     }
   } else {
     agentws__room *rm = agentws__registry_room(&e->reg, ev->target_id);
@@ -555,7 +568,8 @@ static void publish(agentws__emitter *e, agentws__event *ev) {
                                     ev->type - AGENTWS__EV_AGENT_STARTED);
     for (it = rm->members.next; it != &rm->members; it = it->next) {
       agentws__member *mb = AGENTWS__CONTAINER_OF(it, agentws__member, rnode);
-      deliver(e, mb->s, st, mb->ovf, &mb->pos, &mb->behind, ev);
+      deliver(e, mb->s, st, mb->ovf, &mb->pos, &mb->behind, mb->live_from,
+              ev);
     }
   }
 }

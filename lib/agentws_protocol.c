@@ -17,7 +17,8 @@ int agentws__emitter_send_json(agentws__session *s, const char *json,
                                size_t len);
 int agentws__emitter_catch_up(agentws__emitter *e, agentws__session *s,
                               agentws__stream *st, agentws__evq *q,
-                              uint64_t *pos, int *behind, size_t *budget);
+                              uint64_t *pos, int *behind, uint64_t live_from,
+                              size_t *budget);
 
 #define ABUSE_BURST 10.0 /* bad messages tolerated in a burst */
 #define MAX_ROOMS 64      /* rooms one connection may be in */
@@ -117,7 +118,8 @@ static void run_plan(agentws__emitter *e, agentws__session *s,
   agentws__evq_free(e->mem, *q); /* a resume starts from the backlog */
   *q = NULL;
   if (*behind)
-    agentws__emitter_catch_up(e, s, st, NULL, pos, behind, &budget);
+    agentws__emitter_catch_up(e, s, st, NULL, pos, behind, *live_from,
+                              &budget);
 }
 
 void agentws__emitter_open(agentws__emitter *e, agentws__session *s) {

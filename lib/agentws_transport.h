@@ -101,6 +101,7 @@ struct agentws__conn {
   agentws__list dnode;     /* in t->dirty (output) or t->pending_in */
   agentws__buf head;       /* partial request head (HTTP phase only) */
   agentws__buf out;        /* bytes queued, not yet handed to a write */
+  size_t out_keep;         /* leading bytes of out a discard keeps (101) */
   size_t inflight;         /* bytes in the uv_write in flight */
   agentws__ws_slot *ws;    /* wslay context lent while mid-message */
   void *app;               /* the manager's session for this conn */

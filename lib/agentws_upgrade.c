@@ -31,6 +31,7 @@ void agentws__upgrade_refuse_with(agentws__conn *c, int status,
     agentws__conn_kill(c, 0, NULL);
     return;
   }
+  c->out_keep = c->out.len;
 }
 
 static int refused_stat(int status) {

@@ -69,7 +69,11 @@ int agentws__writer_append(agentws__conn *c, const void *data, size_t len,
   return 0;
 }
 
-void agentws__writer_discard(agentws__conn *c) { c->out.len = 0; }
+/* Drops queued frames, but never the 101 still in front of them: a client
+ * must see its upgrade before the close that follows. */
+void agentws__writer_discard(agentws__conn *c) {
+  c->out.len = c->out_keep < c->out.len ? c->out_keep : c->out.len;
+}
 
 void agentws__writer_release(agentws__conn *c) {
   give_back(c->t, &c->out);
@@ -115,6 +119,7 @@ static void flush_one(agentws__conn *c) {
     return;
   }
   agentws__stat_add(t->stats, AGENTWS_STAT_BYTES_SENT, (uint64_t)n);
+  c->out_keep = 0; /* written, or moved to the write request below */
   if ((size_t)n == c->out.len) {
     c->out.len = 0;
     /* Idle connections hold no output buffer. */

@@ -3,8 +3,12 @@ after a restart, and resume_too_late (docs/PROTOCOL.md "Resume")."""
 
 import asyncio
 import json
+import threading
+import time
 
 from helpers import (
+    OP_CLOSE,
+    OP_TEXT,
     RawConn,
     agent_client,
     agent_path,
@@ -14,6 +18,7 @@ from helpers import (
     run_async,
     summarize,
     t,
+    timeout_scale,
     upgrade_request,
 )
 
@@ -302,6 +307,85 @@ def test_resume_replay_larger_than_the_queue_bound(agent_server):
         msgs = [json.loads(r.recv_message()[1]) for _ in range(n + 1)]
     check_welcome(msgs[0], epoch=epoch, seq=n, recovered=True, missed=0)
     check_ticks(msgs[1:], n, first_seq=1)
+
+
+def test_large_replay_with_live_events_is_not_a_slow_consumer(agent_server):
+    """A resume whose replay is larger than max_queued_bytes while the user's live events keep coming is still
+    paced, not closed with 1013 (regression, found by test_chaos: the events held before it connected counted as
+    its debt, so the first live event closed a client reading at full speed)."""
+    srv = agent_server("--max-queued-bytes", "262144", "--socket-send-buffer", "8192",
+                       "--backlog-events", "100000", "--backlog-bytes", str(64 << 20))
+    n, pad = 20000, 1000  # about 20 MB held: 80 times the bound
+
+    with RawConn(srv.port) as a:
+        a.handshake(agent_path("gus"))
+        epoch = json.loads(a.recv_message()[1])["epoch"]
+        a.send_frame(OP_TEXT, json.dumps({"type": "user_message", "text": f"/burst {n} {pad}"}).encode())
+    deadline = time.monotonic() + t(20)
+    while True:  # until the whole burst is held
+        with RawConn(srv.port) as p:
+            p.handshake(agent_path("gus"))
+            if json.loads(p.recv_message()[1])["seq"] == n:
+                break
+        assert time.monotonic() < deadline, "the burst was not published in time"
+        time.sleep(0.1)
+    with RawConn(srv.port, timeout=t(10)) as r, RawConn(srv.port) as b:
+        r.send(upgrade_request(agent_path("gus", epoch=epoch, last_seq=0)))
+        assert r.read_http_response().status == 101
+        b.handshake(agent_path("gus"))
+        b.recv_message()
+        b.send_frame(OP_TEXT, json.dumps({"type": "user_message", "text": "during the replay"}).encode())
+        # Not reading yet: the replay waits at the output limit while the live run is published.
+        b.recv_message(t(10))  # the run has started
+        time.sleep(0.5)
+        msgs = []
+        # The welcome, the ticks, then the live run through its agent_completed.
+        while len(msgs) <= n or msgs[-1]["type"] != "agent_completed":
+            f = r.recv_frame(t(10))
+            assert f.opcode != OP_CLOSE, f"closed after {len(msgs)} messages: {f.describe()}"
+            if f.opcode == OP_TEXT:
+                msgs.append(json.loads(f.payload))
+    check_welcome(msgs[0], epoch=epoch, seq=n, recovered=True, missed=0)
+    check_ticks(msgs[1:n + 1], n, first_seq=1, pad=pad)
+    check_run(msgs[n + 1:], "during the replay", first_seq=n + 1)
+
+
+def test_every_resume_during_a_burst_gets_its_101(agent_server):
+    """Resumes opened while the user's burst is being published all get an HTTP response (regression, found by
+    test_chaos: a slow-consumer close in the handshake's own loop turn discarded the queued 101, so the client read
+    a close frame where the status line should be)."""
+    srv = agent_server("--max-queued-bytes", "262144", "--socket-send-buffer", "8192",
+                       "--backlog-events", "200000", "--backlog-bytes", str(256 << 20))
+    rate = max(int(50000 / timeout_scale()), 1000)
+    counts, bad, lock = {"101": 0, "other": 0}, [], threading.Lock()
+
+    def resumes(epoch, until):
+        while time.monotonic() < until:
+            with RawConn(srv.port, timeout=t(5)) as r:
+                r.send(upgrade_request(agent_path("hal", epoch=epoch, last_seq=0)))
+                try:
+                    resp = r.read_http_response(timeout=t(5))
+                except AssertionError as exc:  # no complete response head
+                    with lock:
+                        bad.append(str(exc)[:200])
+                    continue
+                with lock:
+                    counts["101" if resp.status == 101 else "other"] += 1
+
+    with RawConn(srv.port) as a:
+        a.handshake(agent_path("hal"))
+        epoch = json.loads(a.recv_message()[1])["epoch"]
+        a.send_frame(OP_TEXT, json.dumps({"type": "user_message",
+                                          "text": f"/burst {rate * 2} 0 {rate}"}).encode())
+    time.sleep(0.3)
+    until = time.monotonic() + 1.6
+    threads = [threading.Thread(target=resumes, args=(epoch, until)) for _ in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(t(30))
+    assert not bad, f"{len(bad)} resumes got no HTTP response ({counts}): {bad[:3]}"
+    assert counts["101"] > 0, counts
 
 
 def test_epoch_of_an_idle_stream_survives_the_sweep(agent_server):
