@@ -306,6 +306,7 @@ void agentws__ws_release(agentws__conn *c) {
 
 void agentws__ws_feed(agentws__conn *c, const uint8_t *data, size_t len) {
   agentws__ws_slot *s = c->ws;
+  int clean;
   if (s == NULL && (s = lend(c)) == NULL) {
     agentws__conn_kill(c, AGENTWS_CLOSE_INTERNAL_ERROR, "out of memory");
     return;
@@ -336,12 +337,13 @@ void agentws__ws_feed(agentws__conn *c, const uint8_t *data, size_t len) {
     return;
   s->rx = NULL;
   s->rx_len = s->rx_off = 0;
-  if (c->close_received || c->close_sent) {
+  clean = !s->in_frame && s->msg_op == 0 && s->handed == s->consumed;
+  if (c->close_received || c->close_sent)
     agentws__writer_mark_dirty(c); /* conn_flushed() finishes the close */
-    return;
-  }
-  if (!s->in_frame && s->msg_op == 0 && s->handed == s->consumed)
-    give_back(c, 1);
+  /* After the peer's close nothing more is parsed: the context goes back
+   * at once, not when the socket closes (a mass close held thousands). */
+  if (clean || c->close_received)
+    give_back(c, clean);
 }
 
 /* --------------------------------------------------------------- output */
