@@ -278,7 +278,9 @@ AGENTWS_EXTERN int agentws_config_add_allowed_origin(agentws_config *cfg,
                                                      const char *origin);
 
 /* Adds a subprotocol the server may select (an HTTP token, <= 64 bytes).
- * "agentws.v1" is always supported. */
+ * "agentws.v1" is always supported. A name starting with "bearer." in any
+ * case is refused (AGENTWS_ERR_INVALID_ARGUMENT): such entries carry
+ * tokens and are never selected. */
 AGENTWS_EXTERN int agentws_config_add_subprotocol(agentws_config *cfg,
                                                   const char *name);
 
@@ -757,7 +759,8 @@ AGENTWS_EXTERN void agentws_keyset_free(agentws_keyset *ks);
  * needs 48 and HS512 64 to use it). |kid| (NULL: none) names the key: a
  * token naming a kid is checked only against the key of that kid. At
  * most 64 keys per set. Returns 0, AGENTWS_ERR_INVALID_ARGUMENT (short
- * secret, kid over 255 bytes), AGENTWS_ERR_LIMIT or AGENTWS_ERR_NOMEM. */
+ * secret; a kid that is empty, over 255 bytes or holds control bytes),
+ * AGENTWS_ERR_LIMIT or AGENTWS_ERR_NOMEM. */
 AGENTWS_EXTERN int agentws_keyset_add_secret(agentws_keyset *ks,
                                              const char *kid,
                                              const uint8_t *secret,
