@@ -715,6 +715,21 @@ def totals(chaos: Chaos) -> dict:
 # a resume whose replay was larger than max_queued_bytes was closed with 1013 as soon as a live event came,
 # however fast it read. test_agent_resume.py has a regression test for each.
 
+def run_chaos(port: int, cfg: dict, seed: int, backlog: Optional[int], slack: float):
+    """Runs one Chaos against the server on |port| and checks every tab's view; returns
+    (chaos, run output, checker, totals)."""
+    box = {}
+
+    async def go():
+        box["c"] = Chaos(port, cfg, seed)
+        return await box["c"].run()
+
+    out = run_async(go(), cfg["duration"] + slack)
+    checker = Checker(box["c"], backlog=backlog)
+    checker.check_all()
+    return box["c"], out, checker, totals(box["c"])
+
+
 MAIN = {
     "users": 50, "tabs": 4, "max_conn": 4, "duration": 45.0,
     "hold": (0.05, 0.5), "offline": (0.0, 0.1), "abort_share": 0.7, "reload_share": 0.05,
@@ -749,19 +764,8 @@ def test_chaos_resume_under_load(agent_server):
                        "--backlog-events", "100000", "--backlog-bytes", str(256 << 20),
                        "--max-queued-bytes", "262144", "--socket-send-buffer", "8192", "--job-queue", "256")
     seed = seed_for_test()
-    chaos_box = {}
-
-    async def go():
-        chaos = Chaos(srv.port, cfg, seed)
-        chaos_box["c"] = chaos
-        return await chaos.run()
-
     t0 = time.monotonic()
-    out = run_async(go(), cfg["duration"] + t(150))
-    chaos = chaos_box["c"]
-    checker = Checker(chaos, backlog=None)
-    checker.check_all()
-    tot = totals(chaos)
+    chaos, out, checker, tot = run_chaos(srv.port, cfg, seed, None, t(150))
     s = out["metrics"]
     slow = [tb for tb in chaos.all_tabs if tb.slow_at is not None]
     slow_1013 = sum(1 for tb in slow if (tb.slow_outcome or "").startswith("1013"))
@@ -821,19 +825,8 @@ def test_chaos_tiny_backlog_gaps_truthful(agent_server):
     backlog = 20
     srv = agent_server("--workers", "4", "--thinking-delay-ms", "25", "--backlog-events", str(backlog))
     seed = seed_for_test()
-    chaos_box = {}
-
-    async def go():
-        chaos = Chaos(srv.port, cfg, seed)
-        chaos_box["c"] = chaos
-        return await chaos.run()
-
     t0 = time.monotonic()
-    out = run_async(go(), cfg["duration"] + t(120))
-    chaos = chaos_box["c"]
-    checker = Checker(chaos, backlog=backlog)
-    checker.check_all()
-    tot = totals(chaos)
+    chaos, out, checker, tot = run_chaos(srv.port, cfg, seed, backlog, t(120))
     s = out["metrics"]
     print(f"\nchaos (backlog {backlog}) seed={seed}: {len(chaos.all_tabs)} clients / {len(chaos.users)} users, "
           f"{out['chaos_s']:.1f}s of chaos, {time.monotonic() - t0:.1f}s in all; "
