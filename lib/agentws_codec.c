@@ -602,9 +602,9 @@ static void write_envelope(wr *w, const agentws__emit_args *a, prep *pp) {
   WR_LIT(w, ",\"seq\":");
 }
 
-int agentws__event_build(const agentws__mem *mem,
-                         const agentws__emit_args *a, size_t max_bytes,
-                         agentws__event **out) {
+static int build(const agentws__mem *mem, agentws__evpool *pool,
+                 const agentws__emit_args *a, size_t max_bytes,
+                 agentws__event **out) {
   prep pp;
   wr w = {NULL, 0};
   size_t json_len, tid_len, run_len, size;
@@ -634,13 +634,16 @@ int agentws__event_build(const agentws__mem *mem,
   size = sat_add(size, run_len);
   if (size == SIZE_MAX)
     return AGENTWS_ERR_NOMEM;
-  ev = agentws__mem_malloc(mem, size);
+  ev = pool != NULL ? agentws__evpool_get(pool, size)
+                    : agentws__mem_malloc(mem, size);
   if (ev == NULL)
     return AGENTWS_ERR_NOMEM;
 
   /* Layout: struct | frame room | json (+ seq room) | target_id\0 |
    * run_id\0 */
   memset(ev, 0, sizeof(*ev));
+  ev->pool = pool;
+  ev->block = size;
   ev->refcnt = 1; /* the builder's reference */
   ev->type = (uint8_t)a->type;
   ev->target = (uint8_t)a->target;
@@ -671,6 +674,18 @@ int agentws__event_build(const agentws__mem *mem,
   return 0;
 }
 
+int agentws__event_build(const agentws__mem *mem,
+                         const agentws__emit_args *a, size_t max_bytes,
+                         agentws__event **out) {
+  return build(mem, NULL, a, max_bytes, out);
+}
+
+int agentws__event_build_pooled(agentws__evpool *pool,
+                                const agentws__emit_args *a,
+                                size_t max_bytes, agentws__event **out) {
+  return build(pool->mem, pool, a, max_bytes, out);
+}
+
 void agentws__event_finalize(agentws__event *ev, uint64_t seq) {
   char *p = ev->json + ev->json_len;
   p += u64_dec(p, seq);
@@ -681,7 +696,20 @@ void agentws__event_finalize(agentws__event *ev, uint64_t seq) {
 }
 
 void agentws__event_free(const agentws__mem *mem, agentws__event *ev) {
-  if (ev != NULL)
+  if (ev == NULL)
+    return;
+  if (ev->pool != NULL)
+    agentws__evpool_put(ev->pool, ev, ev->block);
+  else
+    agentws__mem_free(mem, ev);
+}
+
+void agentws__event_free_mt(const agentws__mem *mem, agentws__event *ev) {
+  if (ev == NULL)
+    return;
+  if (ev->pool != NULL)
+    agentws__evpool_put_mt(ev->pool, ev, ev->block);
+  else
     agentws__mem_free(mem, ev);
 }
 

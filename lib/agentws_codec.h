@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "agentws_buf.h"
+#include "agentws_evpool.h"
 #include "agentws_mem.h"
 
 /* Schema limits of an event (the validator's "schema" rule). */
@@ -82,6 +83,8 @@ typedef struct agentws__event {
   uint8_t frame_len;     /* loop thread: bytes of the frame header written
                             just before json (0: not framed yet), so a
                             broadcast frames once and copies one block */
+  agentws__evpool *pool; /* the block's pool, or NULL: the allocator's */
+  size_t block;          /* bytes asked of the pool */
 } agentws__event;
 
 /*
@@ -95,11 +98,20 @@ typedef struct agentws__event {
 int agentws__event_build(const agentws__mem *mem,
                          const agentws__emit_args *a, size_t max_bytes,
                          agentws__event **out);
+/* As agentws__event_build, in a block of |pool| (its allocator beyond the
+ * pooled sizes). Thread-safe. */
+int agentws__event_build_pooled(agentws__evpool *pool,
+                                const agentws__emit_args *a,
+                                size_t max_bytes, agentws__event **out);
 
 /* Writes the seq and the closing brace: the envelope is then complete. */
 void agentws__event_finalize(agentws__event *ev, uint64_t seq);
 
+/* Loop thread (or with no loop running): frees |ev|, a pooled one into
+ * its pool. */
 void agentws__event_free(const agentws__mem *mem, agentws__event *ev);
+/* Any thread: as agentws__event_free. */
+void agentws__event_free_mt(const agentws__mem *mem, agentws__event *ev);
 
 /*
  * Appends to |out| one agent_thinking envelope that merges |n| finalized

@@ -9,6 +9,7 @@
 #define PUMP_BUDGET (64u * 1024)  /* bytes written per writable turn */
 #define MERGE_MAX 256             /* thinking deltas merged at most */
 #define GC_IDLE_MS (10u * 60000)  /* empty, unwatched streams kept this long */
+#define EVPOOL_BYTES (1u << 20) /* free event blocks kept for reuse */
 
 /* ------------------------------------------------------------ emit side */
 
@@ -29,7 +30,8 @@ static int emit(agentws_manager *m, agentws__emit_args *a) {
     return AGENTWS_ERR_INVALID_ARGUMENT;
   }
   a->ts_ms = agentws__wall_ms();
-  rv = agentws__event_build(e->mem, a, m->cfg->max_event_bytes, &ev);
+  rv = agentws__event_build_pooled(&e->pool, a, m->cfg->max_event_bytes,
+                                   &ev);
   if (rv != 0) {
     if (rv != AGENTWS_ERR_NOMEM)
       agentws__validate_schema_failure(e);
@@ -44,7 +46,7 @@ static int emit(agentws_manager *m, agentws__emit_args *a) {
   uv_mutex_lock(&e->lock);
   if (e->closed) {
     uv_mutex_unlock(&e->lock);
-    agentws__event_free(e->mem, ev);
+    agentws__event_free_mt(e->mem, ev);
     agentws__stat_inc_mt(e->stats, AGENTWS_STAT_DROPPED_SHUTDOWN);
     return AGENTWS_ERR_INVALID_STATE;
   }
@@ -54,7 +56,7 @@ static int emit(agentws_manager *m, agentws__emit_args *a) {
       if (e->v.r_head != NULL || e->q_head != NULL)
         uv_async_send(e->wake); /* reports, synthesized events */
       uv_mutex_unlock(&e->lock);
-      agentws__event_free(e->mem, ev);
+      agentws__event_free_mt(e->mem, ev);
       agentws__stat_inc_mt(e->stats, act == AGENTWS_ERR_NOMEM
                                          ? AGENTWS_STAT_DROPPED_NOMEM
                                          : AGENTWS_STAT_DROPPED_VALIDATION);
@@ -587,6 +589,7 @@ void agentws__emitter_drain(agentws__emitter *e) {
     agentws__event_unref(e->mem, ev); /* the backlog holds its own ref */
     ev = next;
   }
+  agentws__evpool_flush(&e->pool);
   agentws__validate_report(e);
 }
 
@@ -645,6 +648,7 @@ static void on_sweep(uv_timer_t *h) {
   int64_t now = (int64_t)uv_now(e->m->loop);
   sweep_streams(e, now);
   collect(e, now);
+  agentws__evpool_flush(&e->pool);
   agentws__auth_tick(e->m);
 }
 
@@ -674,6 +678,11 @@ int agentws__emitter_init(agentws__emitter *e, agentws_manager *m,
   rv = uv_mutex_init(&e->lock);
   if (rv != 0)
     return rv;
+  rv = agentws__evpool_init(&e->pool, mem, EVPOOL_BYTES);
+  if (rv != 0) {
+    uv_mutex_destroy(&e->lock);
+    return rv;
+  }
   uv_timer_init(loop, &e->sweep);
   e->sweep.data = e;
   uv_timer_start(&e->sweep, on_sweep, 1000, 1000);
@@ -707,5 +716,6 @@ void agentws__emitter_free(agentws__emitter *e) {
   agentws__registry_free(&e->reg, free_stream, e);
   agentws__buf_free(&e->scratch, e->mem);
   agentws__validator_free(&e->v);
+  agentws__evpool_free(&e->pool);
   uv_mutex_destroy(&e->lock);
 }

@@ -88,6 +88,7 @@ typedef struct agentws__emitter {
   uv_timer_t sweep;              /* backlog age limit and garbage */
   agentws__stats *stats;         /* the manager's counters */
   agentws__buf scratch;          /* control messages, merged events */
+  agentws__evpool pool;          /* event blocks, recycled */
   agentws__validator v;          /* run lifecycles (under lock) */
   uint64_t synthesized;          /* events repairs made (under lock) */
   uv_timer_t vtimer;             /* stall / tool-timeout sweep */
