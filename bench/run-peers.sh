@@ -33,6 +33,12 @@
 #                 here with meson/ninja when needed, SKIP_BUILD=1 to not)
 #   NODE          node binary (default node); npm deps via bench/peers/setup.sh
 #   HOST_ARGS     extra fanout-host flags (e.g. '--validation warn')
+#   FANOUT_ARGS   fanout-host flags of the fanout scenario only (default
+#                 '--window 64 --backlog-events 64': at most 4,096 events in
+#                 flight, so a connection has several per loop turn to
+#                 write at once; a 64-event backlog per user is full within
+#                 the warm-up, so the run measures the steady state, not
+#                 1,000 backlogs of 1,000 events each being filled)
 #   QUIET_WAIT    seconds to wait before each run for the rest of the machine
 #                 to use under QUIET_CORES (default 30, 0.25); then it runs anyway
 set -uo pipefail
@@ -52,6 +58,8 @@ read -r -a SCEN <<<"${SCENARIOS:-fanout room paced echo}"
 read -r -a SERVERS <<<"${SERVERS:-lws ws libagentws}"
 HOST_ARGS=${HOST_ARGS:-}
 read -r -a HOST_ARGV <<<"$HOST_ARGS"
+FANOUT_ARGS=${FANOUT_ARGS---window 64 --backlog-events 64}
+read -r -a FANOUT_ARGV <<<"$FANOUT_ARGS"
 QUIET_WAIT=${QUIET_WAIT:-30}
 QUIET_CORES=${QUIET_CORES:-0.25}
 PEERS=$ROOT/bench/peers
@@ -172,7 +180,7 @@ server_cmd() {
   ws) CMD=("$NODE" "$PEERS/ws-server.mjs" "${peer[@]}") ;;
   libagentws)
     case $sc in
-    fanout) CMD=("$TMP/snap/fanout-host" "${host[@]}" --users "$CONNS") ;;
+    fanout) CMD=("$TMP/snap/fanout-host" "${host[@]}" "${FANOUT_ARGV[@]}" --users "$CONNS") ;;
     room) CMD=("$TMP/snap/fanout-host" "${host[@]}" --users 1 --room all) ;;
     paced) CMD=("$TMP/snap/fanout-host" "${host[@]}" --users 1 --room all --rate "$PACE_RATE") ;;
     echo*) CMD=("$TMP/snap/agentws-demo" --mode echo --port 0) ;;
@@ -415,7 +423,7 @@ table() { # table CASE
   echo "lws-server --mode fanout|room|paced --port 0 --max-run $MAX_RUN --conns $CONNS --interval-ms $INTERVAL_MS"
   echo "node bench/peers/ws-server.mjs --mode fanout|room|paced --port 0 --max-run $MAX_RUN --conns $CONNS --interval-ms $INTERVAL_MS"
   echo "lws-server --mode echo --port 0 --max-run $MAX_RUN;  node bench/peers/ws-server.mjs --mode echo --port 0 --max-run $MAX_RUN"
-  echo "fanout-host --port 0 --conns $CONNS --duration $DURATION --warmup $WARMUP --wait 60${HOST_ARGS:+ $HOST_ARGS} --users $CONNS                # fanout"
+  echo "fanout-host --port 0 --conns $CONNS --duration $DURATION --warmup $WARMUP --wait 60${HOST_ARGS:+ $HOST_ARGS}${FANOUT_ARGS:+ $FANOUT_ARGS} --users $CONNS  # fanout"
   echo "fanout-host --port 0 --conns $CONNS --duration $DURATION --warmup $WARMUP --wait 60${HOST_ARGS:+ $HOST_ARGS} --users 1 --room all         # room"
   echo "fanout-host --port 0 --conns $CONNS --duration $DURATION --warmup $WARMUP --wait 60${HOST_ARGS:+ $HOST_ARGS} --users 1 --room all --rate $PACE_RATE  # paced"
   echo "agentws-demo --mode echo --port 0"
