@@ -15,9 +15,12 @@ import statistics
 import sys
 from xml.sax.saxutils import escape
 
-SERVERS = ["libagentws", "lws", "ws", "python"]
+# Server names: run-peers.sh's (py: bench/peers/py-server.py) and
+# run-connect.sh's (python: bench/python/pure_server.py). Any other name is
+# drawn after these, in grey.
+SERVERS = ["libagentws", "lws", "ws", "py", "python"]
 COLORS = {"libagentws": "#2b6cb0", "lws": "#718096", "ws": "#c05621",
-          "python": "#2f855a"}
+          "py": "#2f855a", "python": "#2f855a"}
 
 
 def value(rec):
@@ -73,7 +76,8 @@ def render(runs):
     x0 = left + (0 - lo) * scale
     for case in cases:
         unit, hib = runs[case]["_unit"]
-        servers = [s for s in SERVERS if s in runs[case]]
+        servers = [s for s in SERVERS if s in runs[case]] + sorted(
+            s for s in runs[case] if s not in SERVERS and s != "_unit")
         lws = statistics.median(runs[case]["lws"])
         out.append(f'<text x="8" y="{y + 12}" font-weight="bold">'
                    f'{escape(case)}</text>')

@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
 # run-peers.sh: libagentws side by side with its peers, libwebsockets
-# (bench/peers/lws-server.c) and Node ws (bench/peers/ws-server.mjs), each
-# measured by agentws-load on this machine over loopback, in the same run:
+# (bench/peers/lws-server.c), Node ws (bench/peers/ws-server.mjs) and
+# Python websockets (bench/peers/py-server.py), each measured by
+# agentws-load on this machine over loopback, in the same run:
 #
 #   fanout  CONNS connections, each its own user stream, at full speed:
-#           deliveries/s (lws/ws --mode fanout; fanout-host --users CONNS)
+#           deliveries/s (lws/ws/py --mode fanout; fanout-host --users CONNS)
 #   room    one stream to CONNS connections at full speed: deliveries/s
-#           (lws/ws --mode room; fanout-host --users 1 --room all: every
+#           (lws/ws/py --mode room; fanout-host --users 1 --room all: every
 #           connection joins room "all", every event is a room event)
 #   paced   one event to CONNS connections every INTERVAL_MS: p50/p99
-#           emit->receive (lws/ws --mode paced; fanout-host --users 1
+#           emit->receive (lws/ws/py --mode paced; fanout-host --users 1
 #           --room all --rate 1000/INTERVAL_MS)
-#   echo    ECHO_CONNS x PIPELINES x SIZES, round trips/s (lws/ws --mode
-#           echo; agentws-demo --mode echo)
+#   echo    ECHO_CONNS x PIPELINES x SIZES, round trips/s (lws/ws/py
+#           --mode echo; agentws-demo --mode echo)
 #
 # Every run is one fresh server process and one agentws-load. Within a
 # repetition each case runs on every server in turn, the order reversed
@@ -28,10 +29,12 @@
 # Environment (all optional):
 #   REPS (3) DURATION (5) WARMUP (1) CONNS (1000) INTERVAL_MS (10)
 #   ECHO_CONNS ("100 1000") PIPELINES ("1 16") SIZES ("64 512")
-#   SCENARIOS ("fanout room paced echo") SERVERS ("lws ws libagentws")
+#   SCENARIOS ("fanout room paced echo") SERVERS ("lws ws py libagentws")
 #   BUILD         release build dir (default build-peers; set up and built
 #                 here with meson/ninja when needed, SKIP_BUILD=1 to not)
 #   NODE          node binary (default node); npm deps via bench/peers/setup.sh
+#   PYTHON        python for py-server.py (default /usr/bin/python3, which
+#                 has Debian's python3-websockets; a pyenv python may not)
 #   HOST_ARGS     extra fanout-host flags (e.g. '--validation warn')
 #   FANOUT_ARGS   fanout-host flags of the fanout scenario only (default
 #                 '--window 64 --backlog-events 64': at most 4,096 events in
@@ -46,6 +49,7 @@ set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD:-$ROOT/build-peers}
 NODE=${NODE:-node}
+PYTHON=${PYTHON:-/usr/bin/python3}
 REPS=${REPS:-3}
 DURATION=${DURATION:-5}
 WARMUP=${WARMUP:-1}
@@ -55,7 +59,7 @@ read -r -a ECHO_CONNS <<<"${ECHO_CONNS:-100 1000}"
 read -r -a PIPELINES <<<"${PIPELINES:-1 16}"
 read -r -a SIZES <<<"${SIZES:-64 512}"
 read -r -a SCEN <<<"${SCENARIOS:-fanout room paced echo}"
-read -r -a SERVERS <<<"${SERVERS:-lws ws libagentws}"
+read -r -a SERVERS <<<"${SERVERS:-lws ws py libagentws}"
 HOST_ARGS=${HOST_ARGS:-}
 read -r -a HOST_ARGV <<<"$HOST_ARGS"
 FANOUT_ARGS=${FANOUT_ARGS---window 64 --backlog-events 64}
@@ -127,10 +131,12 @@ check_servers() {
       fi
       if command -v "$NODE" >/dev/null && [ -d "$PEERS/node_modules/ws" ]; then ok+=(ws)
       else NOTES+=("ws left out: no $NODE or no bench/peers/node_modules/ws"); fi ;;
+    py) "$PYTHON" -c 'import websockets' 2>/dev/null && ok+=(py) ||
+      NOTES+=("py left out: $PYTHON cannot import websockets (apt-get install python3-websockets)") ;;
     libagentws)
       if [ -x "$TMP/snap/fanout-host" ] && [ -x "$TMP/snap/agentws-demo" ]; then ok+=(libagentws)
       else NOTES+=("libagentws left out: no fanout-host or agentws-demo in $BUILD"); fi ;;
-    *) die "unknown server '$s' (lws, ws, libagentws)" ;;
+    *) die "unknown server '$s' (lws, ws, py, libagentws)" ;;
     esac
   done
   SERVERS=("${ok[@]}")
@@ -178,6 +184,7 @@ server_cmd() {
   case $s in
   lws) CMD=("$TMP/snap/lws-server" "${peer[@]}") ;;
   ws) CMD=("$NODE" "$PEERS/ws-server.mjs" "${peer[@]}") ;;
+  py) CMD=("$PYTHON" "$PEERS/py-server.py" "${peer[@]}") ;;
   libagentws)
     case $sc in
     fanout) CMD=("$TMP/snap/fanout-host" "${host[@]}" "${FANOUT_ARGV[@]}" --users "$CONNS") ;;
@@ -405,13 +412,14 @@ table() { # table CASE
 
 {
   echo
-  echo "## Peers: libagentws, libwebsockets, Node ws, $STARTED"
+  echo "## Peers: libagentws, libwebsockets, Node ws, Python websockets, $STARTED"
   echo
   echo "Machine: $(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)," \
        "kernel $(uname -r); load average at start $LOADAVG; NOFILE limit $(ulimit -n)."
   echo "Busy processes at start: ${BUSY:-none}."
   echo "Peers: libwebsockets $(pkg-config --modversion libwebsockets 2>/dev/null || echo n/a)," \
-       "Node $("$NODE" --version 2>/dev/null || echo n/a) with ws $(sed -n 's/.*"version": "\(.*\)".*/\1/p' "$PEERS/node_modules/ws/package.json" 2>/dev/null | head -n1);" \
+       "Node $("$NODE" --version 2>/dev/null || echo n/a) with ws $(sed -n 's/.*"version": "\(.*\)".*/\1/p' "$PEERS/node_modules/ws/package.json" 2>/dev/null | head -n1)," \
+       "Python $("$PYTHON" -c 'import sys, websockets; print(sys.version.split()[0], "with websockets", websockets.__version__)' 2>/dev/null || echo n/a);" \
        "libagentws $LIB_BUILT ($BUILD, copied before the first run)."
   echo "Each value: median of $REPS runs (min – max); × lws and p99 / lws p99 are ratios paired within a repetition" \
        "(median of the per-repetition ratios). Server CPU: /proc/PID/stat over the $DURATION s window;" \
@@ -422,7 +430,9 @@ table() { # table CASE
   echo '```'
   echo "lws-server --mode fanout|room|paced --port 0 --max-run $MAX_RUN --conns $CONNS --interval-ms $INTERVAL_MS"
   echo "node bench/peers/ws-server.mjs --mode fanout|room|paced --port 0 --max-run $MAX_RUN --conns $CONNS --interval-ms $INTERVAL_MS"
+  echo "$PYTHON bench/peers/py-server.py --mode fanout|room|paced --port 0 --max-run $MAX_RUN --conns $CONNS --interval-ms $INTERVAL_MS"
   echo "lws-server --mode echo --port 0 --max-run $MAX_RUN;  node bench/peers/ws-server.mjs --mode echo --port 0 --max-run $MAX_RUN"
+  echo "$PYTHON bench/peers/py-server.py --mode echo --port 0 --max-run $MAX_RUN"
   echo "fanout-host --port 0 --conns $CONNS --duration $DURATION --warmup $WARMUP --wait 60${HOST_ARGS:+ $HOST_ARGS}${FANOUT_ARGS:+ $FANOUT_ARGS} --users $CONNS  # fanout"
   echo "fanout-host --port 0 --conns $CONNS --duration $DURATION --warmup $WARMUP --wait 60${HOST_ARGS:+ $HOST_ARGS} --users 1 --room all         # room"
   echo "fanout-host --port 0 --conns $CONNS --duration $DURATION --warmup $WARMUP --wait 60${HOST_ARGS:+ $HOST_ARGS} --users 1 --room all --rate $PACE_RATE  # paced"
