@@ -67,6 +67,12 @@ static void written(agentws_manager *m, const agentws__stream *st,
   *written = pos;
 }
 
+/* A shared event frame was written or dropped. */
+static void hook_release(void *ref, void *ud) {
+  agentws_manager *m = ud;
+  agentws__event_unref(m->emitter.mem, ref);
+}
+
 static void hook_writable(agentws__conn *c, void *ud) {
   agentws_manager *m = ud;
   agentws__session *s = c->app;
@@ -248,6 +254,7 @@ static int init(agentws_manager **out, uv_loop_t *loop, uv_loop_t *own,
   hooks.on_closed = hook_closed;
   hooks.on_auth_timeout = hook_auth_timeout;
   hooks.on_http = hook_http;
+  hooks.on_release = hook_release;
   hooks.user_data = m;
   rv = uv_async_init(loop, &m->async, on_async);
   if (rv != 0) {

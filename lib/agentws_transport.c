@@ -21,7 +21,7 @@ static void on_check(uv_check_t *h) {
     agentws__list_remove(&c->dnode);
     if (c->state == AGENTWS__CONN_HTTP)
       agentws__upgrade_feed(c, c->head.data, c->head.len, 1);
-    else if (c->state != AGENTWS__CONN_DEAD && c->out.len > 0)
+    else if (c->state != AGENTWS__CONN_DEAD && agentws__writer_pending(c))
       agentws__writer_mark_dirty(c); /* socket bytes finished it first */
   }
   agentws__writer_flush_all(t);
@@ -77,6 +77,7 @@ void agentws__transport_free(agentws__transport *t) {
   for (i = 0; i < t->buf_cache_len; i++)
     agentws__buf_free(&t->buf_cache[i], t->mem);
   t->buf_cache_len = 0;
+  agentws__segs_cache_free(t);
   agentws__idmap_free(&t->conns, t->mem);
 }
 

@@ -51,8 +51,22 @@ typedef struct agentws__transport_hooks {
    * (agentws__upgrade_respond), 0 for 404. */
   int (*on_http)(agentws__conn *c, const agentws__http_request *req,
                  void *ud);
+  /* A shared frame's reference (agentws__writer_append_shared) is no
+   * longer needed: written, dropped or its connection gone. */
+  void (*on_release)(void *ref, void *ud);
   void *user_data; /* the manager */
 } agentws__transport_hooks;
+
+/* A frame shared by several connections (a large event), queued by
+ * reference and written with the bytes around it in one sendmsg(2). */
+typedef struct agentws__wseg {
+  size_t at;        /* bytes of conn->out queued before it */
+  const uint8_t *p; /* the frame, alive while |ref| is held */
+  size_t len;
+  void *ref;        /* handed to hooks.on_release when done */
+} agentws__wseg;
+
+#define AGENTWS__MAX_SEGS 32 /* per connection; beyond, frames are copied */
 
 typedef enum agentws__conn_state {
   AGENTWS__CONN_HTTP,    /* reading the request head */
@@ -102,6 +116,9 @@ struct agentws__conn {
   agentws__buf head;       /* partial request head (HTTP phase only) */
   agentws__buf out;        /* bytes queued, not yet handed to a write */
   size_t out_keep;         /* leading bytes of out a discard keeps (101) */
+  agentws__wseg *segs;     /* shared frames between out's bytes, or NULL */
+  uint32_t nsegs;          /* entries in segs */
+  uint64_t seg_bytes;      /* their bytes */
   size_t inflight;         /* bytes in the uv_write in flight */
   agentws__ws_slot *ws;    /* wslay context lent while mid-message */
   void *app;               /* the manager's session for this conn */
@@ -143,6 +160,8 @@ struct agentws__transport {
   agentws__buf buf_cache[256];   /* released output buffers (<= 16 KiB):
                                     a busy turn reuses them, no realloc */
   size_t buf_cache_len;
+  agentws__wseg *seg_cache[64];  /* released segment arrays */
+  size_t seg_cache_len;
   uv_tcp_t reject;               /* accepts-and-closes when out of memory */
   int reject_busy;               /* reject is in use */
   int closing;                   /* agentws__transport_close() called */
@@ -216,6 +235,10 @@ size_t agentws__ws_text_header(agentws__transport *t, const uint8_t *data,
  * agentws__ws_text_header and its payload), as agentws__ws_send would. */
 int agentws__ws_send_frame(agentws__conn *c, const uint8_t *bytes,
                            size_t len);
+/* As agentws__ws_send_frame, by reference (agentws__writer_append_shared):
+ * takes one reference |ref| in every case. */
+int agentws__ws_send_shared(agentws__conn *c, const uint8_t *bytes,
+                            size_t len, void *ref);
 /* Queues a close frame and enters CLOSING. |linger|: don't await the
  * peer's answer; FIN once flushed. Returns 0 or AGENTWS_ERR_CLOSING. */
 int agentws__ws_close(agentws__conn *c, int code, const char *reason,
@@ -229,12 +252,30 @@ void agentws__ws_release(agentws__conn *c);
 int agentws__writer_reserve(agentws__conn *c, size_t len, int bypass);
 int agentws__writer_append(agentws__conn *c, const void *data, size_t len,
                            int bypass);
+/* Queues |len| bytes of a frame other connections share, by reference:
+ * takes one reference |ref| in every case (released through
+ * hooks.on_release once written, on failure, or copied at once when the
+ * connection holds AGENTWS__MAX_SEGS). Returns as agentws__writer_append. */
+int agentws__writer_append_shared(agentws__conn *c, const uint8_t *p,
+                                  size_t len, void *ref);
+/* Whether anything is queued and not yet handed to a write. */
+int agentws__writer_pending(const agentws__conn *c);
 void agentws__writer_mark_dirty(agentws__conn *c);
 /* Flushes every dirty connection: once per loop iteration. */
 void agentws__writer_flush_all(agentws__transport *t);
 /* Drops queued bytes that are not yet in flight (slow consumer). */
 void agentws__writer_discard(agentws__conn *c);
 void agentws__writer_release(agentws__conn *c);
+/* agentws_writer_shared.c: the shared frames of conn->segs. */
+/* Writes out's bytes and the shared frames in order with one non-blocking
+ * sendmsg(2): bytes written, UV_EAGAIN or an error. */
+int agentws__segs_send(agentws__conn *c);
+/* Replaces out with a copy of what follows the first |skip| bytes of the
+ * queued stream and drops the shared frames. 0 or AGENTWS_ERR_NOMEM. */
+int agentws__segs_materialize(agentws__conn *c, size_t skip);
+/* Releases every shared frame of |c| and its segment array. */
+void agentws__segs_drop(agentws__conn *c);
+void agentws__segs_cache_free(agentws__transport *t);
 /* Called when a conn's output is fully written: advances closing. */
 void agentws__conn_flushed(agentws__conn *c);
 

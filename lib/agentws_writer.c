@@ -23,7 +23,11 @@ typedef struct write_req {
 #define CACHE_MAX_CAP (16u * 1024u) /* larger buffers are not kept */
 
 static uint64_t queued(const agentws__conn *c) {
-  return (uint64_t)c->out.len + c->inflight;
+  return (uint64_t)c->out.len + c->seg_bytes + c->inflight;
+}
+
+int agentws__writer_pending(const agentws__conn *c) {
+  return c->out.len > 0 || c->nsegs > 0;
 }
 
 uint64_t agentws__writer_queued(const agentws__conn *c) { return queued(c); }
@@ -80,10 +84,12 @@ int agentws__writer_append(agentws__conn *c, const void *data, size_t len,
  * must see its upgrade before the close that follows. */
 void agentws__writer_discard(agentws__conn *c) {
   c->out.len = c->out_keep < c->out.len ? c->out_keep : c->out.len;
+  agentws__segs_drop(c); /* shared frames follow the 101 */
 }
 
 void agentws__writer_release(agentws__conn *c) {
   give_back(c->t, &c->out);
+  agentws__segs_drop(c);
 }
 
 static void write_cb(uv_write_t *req, int status) {
@@ -102,7 +108,7 @@ static void write_cb(uv_write_t *req, int status) {
     agentws__conn_kill(c, AGENTWS_CLOSE_ABNORMAL, "write failed");
     return;
   }
-  if (c->out.len > 0)
+  if (agentws__writer_pending(c))
     agentws__writer_mark_dirty(c);
   else
     agentws__conn_flushed(c);
@@ -143,11 +149,12 @@ static void flush_one(agentws__conn *c) {
   uv_buf_t b;
   write_req *wr;
   int n;
-  if (c->out.len == 0) {
+  if (!agentws__writer_pending(c)) {
     agentws__conn_flushed(c);
     return;
   }
-  n = try_send(c, c->out.data, c->out.len);
+  n = c->nsegs > 0 ? agentws__segs_send(c)
+                   : try_send(c, c->out.data, c->out.len);
   if (n == UV_EAGAIN)
     n = 0;
   if (n < 0) {
@@ -156,6 +163,21 @@ static void flush_one(agentws__conn *c) {
   }
   agentws__stat_add(t->stats, AGENTWS_STAT_BYTES_SENT, (uint64_t)n);
   c->out_keep = 0; /* written, or moved to the write request below */
+  if (c->nsegs > 0) {
+    if ((uint64_t)n == c->out.len + c->seg_bytes) {
+      agentws__segs_drop(c);
+      c->out.len = 0;
+      give_back(t, &c->out);
+      agentws__conn_flushed(c);
+      return;
+    }
+    /* The kernel is full: the rest, copied once, goes to uv_write. */
+    if (agentws__segs_materialize(c, (size_t)n) != 0) {
+      agentws__conn_kill(c, AGENTWS_CLOSE_INTERNAL_ERROR, "out of memory");
+      return;
+    }
+    n = 0;
+  }
   if ((size_t)n == c->out.len) {
     c->out.len = 0;
     /* Idle connections hold no output buffer. */

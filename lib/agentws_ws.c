@@ -470,6 +470,19 @@ int agentws__ws_send_frame(agentws__conn *c, const uint8_t *bytes,
   return rv;
 }
 
+int agentws__ws_send_shared(agentws__conn *c, const uint8_t *bytes,
+                            size_t len, void *ref) {
+  int rv;
+  if (c->state != AGENTWS__CONN_WS) {
+    if (c->t->hooks.on_release != NULL)
+      c->t->hooks.on_release(ref, c->t->hooks.user_data);
+    return AGENTWS_ERR_CLOSING;
+  }
+  rv = agentws__writer_append_shared(c, bytes, len, ref);
+  sent(c, rv, 0);
+  return rv;
+}
+
 int agentws__ws_send(agentws__conn *c, int opcode, const uint8_t *data,
                      size_t len, int control) {
   int rv;

@@ -994,6 +994,88 @@ static void test_rooms_from_the_host(void **state) {
   th_finish(&s);
 }
 
+/* Large events go to a room's members by reference (framed once, shared,
+ * written with sendmsg beside the copied small ones); a member whose socket
+ * fills gets the rest copied for uv_write; one that vanishes with shared
+ * frames queued gives them back. Every member reads every event whole and
+ * in order. */
+#define SHARED_N 40
+static size_t shared_size(int i) {
+  static const size_t sizes[] = {50, 3000, 600000, 2100};
+  return sizes[i % 4];
+}
+
+static void test_shared_frames_in_a_room(void **state) {
+  static th_server s;
+  static opened o;
+  agentws_config *cfg = proto_cfg();
+  tc_client a1, b1, c1;
+  char *data = malloc(600000 + 64);
+  int i;
+  (void)state;
+  /* 6 MB at once, more than a loopback socket buffers: the rest waits. */
+  assert_int_equal(agentws_config_set_max_event_bytes(cfg, 1u << 20), 0);
+  assert_int_equal(agentws_config_set_max_queued_bytes(cfg, 8u << 20), 0);
+  start(&s, cfg, &o);
+  agentws_config_free(cfg);
+  connect_user(&s, &a1, "alice");
+  connect_user(&s, &b1, "bob");
+  connect_user(&s, &c1, "carol");
+  TH_RUN_UNTIL(&s, o.n == 3);
+  for (i = 0; i < 3; i++) {
+    assert_int_equal(agentws_room_add(s.m, o.ids[i], "R"), 0);
+  }
+  free(read_text(&a1, TC_TIMEOUT_MS)); /* joined */
+  free(read_text(&b1, TC_TIMEOUT_MS));
+  free(read_text(&c1, TC_TIMEOUT_MS));
+  for (i = 0; i < SHARED_N; i++) {
+    size_t pad = shared_size(i);
+    int n = snprintf(data, 64, "{\"i\":%d,\"pad\":\"", i);
+    memset(data + n, 'a' + i % 26, pad);
+    memcpy(data + (size_t)n + pad, "\"}", 3);
+    assert_int_equal(agentws_emit_custom(s.m, ROOM, "R", "big", NULL, data),
+                     0);
+  }
+  /* carol goes away with everything still queued. */
+  tc_close(&c1);
+  /* alice reads everything first; bob's socket meanwhile fills up. */
+  for (i = 0; i < 2 * SHARED_N; i++) {
+    tc_client *c = i < SHARED_N ? &a1 : &b1;
+    {
+      char needle[64];
+      int k = i % SHARED_N;
+      char *m = expect_event(c, "big", (uint64_t)k + 1, NULL);
+      const char *p;
+      size_t run = 0;
+      snprintf(needle, sizeof(needle), "{\"i\":%d,\"pad\":\"", k);
+      p = strstr(m, needle);
+      if (p == NULL)
+        fail_msg("event %d: no %s", k, needle);
+      for (p += strlen(needle); *p == 'a' + k % 26; p++)
+        run++;
+      if (run != shared_size(k) || strncmp(p, "\"}", 2) != 0)
+        fail_msg("event %d: pad of %zu bytes, want %zu", k, run,
+                 shared_size(k));
+      free(m);
+    }
+  }
+  /* Bytes the host queues afterwards come after all of them. */
+  assert_int_equal(agentws_conn_send(s.m, o.ids[0], AGENTWS_MSG_TEXT,
+                                     (const uint8_t *)"{\"type\":\"after\"}",
+                                     16),
+                   0);
+  {
+    char *m = read_text(&a1, TC_TIMEOUT_MS);
+    assert_string_equal(m, "{\"type\":\"after\"}");
+    free(m);
+  }
+  TH_RUN_UNTIL(&s, s.n_close >= 1);
+  close_client(&s, &a1);
+  close_client(&s, &b1);
+  free(data);
+  th_finish(&s);
+}
+
 static void test_offline_backlog_replayed(void **state) {
   static th_server s;
   agentws_config *cfg = proto_cfg();
@@ -1224,6 +1306,7 @@ int main(void) {
       TH_TEST(test_emit_after_close),
       TH_TEST(test_delivery_to_users),
       TH_TEST(test_rooms_from_the_host),
+      TH_TEST(test_shared_frames_in_a_room),
       TH_TEST(test_offline_backlog_replayed),
       TH_TEST(test_emit_from_threads),
       TH_TEST(test_emit_races_stop),
