@@ -695,22 +695,24 @@ void agentws__event_finalize(agentws__event *ev, uint64_t seq) {
   ev->len = (size_t)(p - ev->json);
 }
 
-void agentws__event_free(const agentws__mem *mem, agentws__event *ev) {
+/* |mt|: from any thread (the pool's lock at once), else the loop's. */
+static void free_event(const agentws__mem *mem, agentws__event *ev, int mt) {
   if (ev == NULL)
     return;
-  if (ev->pool != NULL)
-    agentws__evpool_put(ev->pool, ev, ev->block);
-  else
+  if (ev->pool == NULL)
     agentws__mem_free(mem, ev);
+  else if (mt)
+    agentws__evpool_put_mt(ev->pool, ev, ev->block);
+  else
+    agentws__evpool_put(ev->pool, ev, ev->block);
+}
+
+void agentws__event_free(const agentws__mem *mem, agentws__event *ev) {
+  free_event(mem, ev, 0);
 }
 
 void agentws__event_free_mt(const agentws__mem *mem, agentws__event *ev) {
-  if (ev == NULL)
-    return;
-  if (ev->pool != NULL)
-    agentws__evpool_put_mt(ev->pool, ev, ev->block);
-  else
-    agentws__mem_free(mem, ev);
+  free_event(mem, ev, 1);
 }
 
 /*
