@@ -6,7 +6,7 @@
 
 #include "agentws_manager.h"
 
-#define PUMP_BUDGET (64u * 1024)  /* bytes written per writable turn */
+#define PUMP_BUDGET (16u * 1024)  /* bytes written per writable turn */
 #define MERGE_MAX 256             /* thinking deltas merged at most */
 #define GC_IDLE_MS (10u * 60000)  /* empty, unwatched streams kept this long */
 #define EVPOOL_BYTES (1u << 20) /* free event blocks kept for reuse */
@@ -319,7 +319,7 @@ static agentws__event *reader_get(const agentws__evq *q,
 /* Output a connection may hold before it reads from the backlog instead. */
 static uint64_t soft_limit(const agentws__emitter *e) {
   uint64_t q = e->cfg->max_queued_bytes / 2;
-  return q < 65536 ? q : 65536;
+  return q < 16384 ? q : 16384;
 }
 
 int agentws__emitter_send_json(agentws__session *s, const char *json,

@@ -20,7 +20,7 @@ typedef struct write_req {
   agentws__buf buf; /* the bytes, moved out of conn->out */
 } write_req;
 
-#define CACHE_MAX_CAP (16u * 1024u) /* larger buffers are not kept */
+#define CACHE_MAX_CAP (32u * 1024u) /* larger buffers are not kept */
 
 static uint64_t queued(const agentws__conn *c) {
   return (uint64_t)c->out.len + c->seg_bytes + c->inflight;
