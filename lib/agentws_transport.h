@@ -269,7 +269,7 @@ void agentws__writer_release(agentws__conn *c);
 /* agentws_writer_shared.c: the shared frames of conn->segs. */
 /* Writes out's bytes and the shared frames in order with one non-blocking
  * sendmsg(2): bytes written, UV_EAGAIN or an error. */
-int agentws__segs_send(agentws__conn *c);
+int agentws__writer_try_send(agentws__conn *c);
 /* Replaces out with a copy of what follows the first |skip| bytes of the
  * queued stream and drops the shared frames. 0 or AGENTWS_ERR_NOMEM. */
 int agentws__segs_materialize(agentws__conn *c, size_t skip);

@@ -6,13 +6,7 @@
  */
 #include "agentws_transport.h"
 
-#include <errno.h>
-#include <limits.h>
 #include <string.h>
-#ifndef _WIN32
-#include <sys/socket.h>
-#include <sys/types.h>
-#endif
 
 /* A write still in flight owns the bytes it is writing. */
 typedef struct write_req {
@@ -114,36 +108,6 @@ static void write_cb(uv_write_t *req, int status) {
     agentws__conn_flushed(c);
 }
 
-/*
- * uv_try_write() on a single buffer, as send(2): libuv writes with
- * write(2), whose file layer (vfs_write, the file position lock) was about
- * a tenth of the kernel's time per small frame in a 1,000-connection
- * broadcast here. MSG_NOSIGNAL: a peer's reset is an error, never SIGPIPE,
- * on a host's loop thread too. Only called with no uv_write in flight, so
- * the bytes keep their order. Returns bytes written, UV_EAGAIN or an error.
- */
-static int try_send(agentws__conn *c, const uint8_t *p, size_t len) {
-  uv_buf_t b;
-#ifndef _WIN32
-  uv_os_fd_t fd;
-  if (len > INT_MAX)
-    len = INT_MAX;
-  if (uv_fileno((const uv_handle_t *)&c->tcp, &fd) == 0) {
-    ssize_t n;
-    do
-      n = send(fd, p, len, MSG_DONTWAIT | MSG_NOSIGNAL);
-    while (n < 0 && errno == EINTR);
-    if (n >= 0)
-      return (int)n;
-    if (errno == EAGAIN || errno == EWOULDBLOCK)
-      return UV_EAGAIN;
-    return uv_translate_sys_error(errno);
-  }
-#endif
-  b = uv_buf_init((char *)p, (unsigned)(len > UINT_MAX ? UINT_MAX : len));
-  return uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
-}
-
 static void flush_one(agentws__conn *c) {
   agentws__transport *t = c->t;
   uv_buf_t b;
@@ -153,8 +117,7 @@ static void flush_one(agentws__conn *c) {
     agentws__conn_flushed(c);
     return;
   }
-  n = c->nsegs > 0 ? agentws__segs_send(c)
-                   : try_send(c, c->out.data, c->out.len);
+  n = agentws__writer_try_send(c);
   if (n == UV_EAGAIN)
     n = 0;
   if (n < 0) {
