@@ -9,5 +9,5 @@ set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 REPS=1 DURATION=${DURATION:-2} WARMUP=0.5 CONNS=${CONNS:-500} \
 ECHO_CONNS=100 PIPELINES=16 SIZES=64 SCENARIOS="fanout room echo" \
-SERVERS="lws libagentws" QUIET_WAIT=0 \
+SERVERS="lws libagentws" QUIET_WAIT=0 RESULTS=/dev/null CHART= \
   bash "$ROOT/bench/run-peers.sh" | sed -n '/^### /,/^$/p;/^| /p;/may have set the pace/p'

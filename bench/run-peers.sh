@@ -14,6 +14,12 @@
 #           --room all --rate 1000/INTERVAL_MS)
 #   echo    ECHO_CONNS x PIPELINES x SIZES, round trips/s (lws/ws/py
 #           --mode echo; agentws-demo --mode echo)
+#   connect 10,000 handshakes (dev mode and HS256 for libagentws) and RSS
+#           per idle connection at 10,000 and 19,000: bench/run-connect.sh,
+#           run after the other scenarios with the same REPS, SERVERS
+#           (py is its "python", libagentws its agentws-dev and
+#           agentws-hs256), BUILD and RESULTS; it appends its own section
+#           ("memory" is another name for it)
 #
 # Every run is one fresh server process and one agentws-load. Within a
 # repetition each case runs on every server in turn, the order reversed
@@ -22,14 +28,18 @@
 # (near 1.0: the generator, not the server, set the pace) and the CPU the
 # rest of the machine used meanwhile ("other", /proc/stat minus both).
 # Prints one Markdown table per scenario (median, min - max, ratio to lws
-# paired within each repetition) and the raw JSON lines. Writes no file,
-# unless CHART=path.svg (bench/chart.py draws the medians as ratios to lws)
-# or JSONL=path (the raw lines, to merge with other runs).
+# paired within each repetition) and the raw JSON lines, and appends the
+# same section to RESULTS (default bench/RESULTS.md; RESULTS=/dev/null to
+# write nothing) and draws the medians as ratios to lws into CHART
+# (bench/chart.py; default bench/peers.svg, CHART= for none). JSONL=path:
+# the raw lines, to merge with other runs.
 #
 # Environment (all optional):
 #   REPS (3) DURATION (5) WARMUP (1) CONNS (1000) INTERVAL_MS (10)
 #   ECHO_CONNS ("100 1000") PIPELINES ("1 16") SIZES ("64 512")
-#   SCENARIOS ("fanout room paced echo") SERVERS ("lws ws py libagentws")
+#   SCENARIOS ("fanout room paced echo connect") SERVERS ("lws ws py libagentws")
+#   CONNECT_REPS, CONNECT_CONNS  repetitions and connections of the connect
+#                 scenario (default REPS, 10000; MEM_CONNS, HOLD ... as run-connect.sh)
 #   BUILD         release build dir (default build-peers; set up and built
 #                 here with meson/ninja when needed, SKIP_BUILD=1 to not)
 #   NODE          node binary (default node); npm deps via bench/peers/setup.sh
@@ -58,13 +68,15 @@ INTERVAL_MS=${INTERVAL_MS:-10}
 read -r -a ECHO_CONNS <<<"${ECHO_CONNS:-100 1000}"
 read -r -a PIPELINES <<<"${PIPELINES:-1 16}"
 read -r -a SIZES <<<"${SIZES:-64 512}"
-read -r -a SCEN <<<"${SCENARIOS:-fanout room paced echo}"
+read -r -a SCEN <<<"${SCENARIOS:-fanout room paced echo connect}"
 read -r -a SERVERS <<<"${SERVERS:-lws ws py libagentws}"
 HOST_ARGS=${HOST_ARGS:-}
 read -r -a HOST_ARGV <<<"$HOST_ARGS"
 FANOUT_ARGS=${FANOUT_ARGS---window 64 --backlog-events 64}
 read -r -a FANOUT_ARGV <<<"$FANOUT_ARGS"
 QUIET_WAIT=${QUIET_WAIT:-30}
+RESULTS=${RESULTS:-$ROOT/bench/RESULTS.md}
+CHART=${CHART-$ROOT/bench/peers.svg}
 QUIET_CORES=${QUIET_CORES:-0.25}
 PEERS=$ROOT/bench/peers
 PACE_RATE=$(awk -v i="$INTERVAL_MS" 'BEGIN { printf "%g", 1000 / i }')
@@ -316,6 +328,7 @@ run_case() {
 }
 
 CASES=()
+WANT_CONNECT=0
 run_scenario() {
   local c p z
   case $1 in
@@ -331,7 +344,8 @@ run_scenario() {
         done
       done
     done ;;
-  *) die "unknown scenario '$1' (fanout, room, paced, echo)" ;;
+  connect | memory) WANT_CONNECT=1 ;;
+  *) die "unknown scenario '$1' (fanout, room, paced, echo, connect)" ;;
   esac
 }
 
@@ -410,7 +424,7 @@ table() { # table CASE
   :
 }
 
-{
+report() {
   echo
   echo "## Peers: libagentws, libwebsockets, Node ws, Python websockets, $STARTED"
   echo
@@ -458,8 +472,13 @@ table() { # table CASE
   echo "</details>"
 }
 
+if [ ${#CASES[@]} -gt 0 ]; then
+  report | tee -a "$RESULTS"
+  [ "${PIPESTATUS[1]}" = 0 ] || echo "run-peers: cannot append to $RESULTS" >&2
+fi
+
 if [ -n "${JSONL:-}" ]; then cp "$TMP/all.jsonl" "$JSONL" || echo "run-peers: cannot write $JSONL" >&2; fi
-if [ -n "${CHART:-}" ]; then
+if [ -n "$CHART" ] && [ ${#CASES[@]} -gt 0 ]; then
   /usr/bin/python3 "$ROOT/bench/chart.py" "$TMP/all.jsonl" >"$CHART" || echo "run-peers: no chart" >&2
 fi
 if grep -qv -e 'connections open in' "$TMP/load.err"; then
@@ -469,4 +488,23 @@ fi
 if [ -s "$TMP/servers.err" ]; then
   echo "run-peers: server stderr (distinct lines, counted):" >&2
   sed 's/[0-9][0-9]*/N/g' "$TMP/servers.err" | sort | uniq -c | sort -rn | head -n 30 >&2
+fi
+
+# connect and memory: run-connect.sh measures them (its own alternation,
+# ratios, targets and RESULTS section), with this run's servers.
+if [ "$WANT_CONNECT" = 1 ]; then
+  CSERVERS=()
+  for s in "${SERVERS[@]}"; do
+    case $s in
+    libagentws) CSERVERS+=(agentws-dev agentws-hs256) ;;
+    py) CSERVERS+=(python) ;;
+    *) CSERVERS+=("$s") ;;
+    esac
+  done
+  echo "connect and memory: bench/run-connect.sh (SERVERS=\"${CSERVERS[*]}\")"
+  trap - EXIT
+  cleanup
+  AGENTWS_BUILD=$BUILD REPS=${CONNECT_REPS:-$REPS} CONNS=${CONNECT_CONNS:-10000} SERVERS="${CSERVERS[*]}" RESULTS=$RESULTS \
+    QUIET_WAIT=$QUIET_WAIT QUIET_CORES=$QUIET_CORES NODE=$NODE \
+    exec bash "$ROOT/bench/run-connect.sh"
 fi
