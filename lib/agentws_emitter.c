@@ -10,9 +10,6 @@
 #define MERGE_MAX 256             /* thinking deltas merged at most */
 #define GC_IDLE_MS (10u * 60000)  /* empty, unwatched streams kept this long */
 #define EVPOOL_BYTES (1u << 20) /* free event blocks kept for reuse */
-/* Framed events from this size on are queued by reference, not copied
- * (below it a copy costs less than another iovec and its reference). */
-#define SHARE_MIN 2048u
 
 /* ------------------------------------------------------------ emit side */
 
@@ -331,7 +328,9 @@ int agentws__emitter_send_json(agentws__session *s, const char *json,
 }
 
 /* One event to one connection: the event is framed once (the header goes
- * just before its json) and each recipient gets one copy of the frame. */
+ * just before its json) and queued on each recipient by reference (the
+ * writer copies only past AGENTWS__MAX_SEGS per connection; sharing 200-byte
+ * events measured the same as copying them, bench/RESULTS.md). */
 static int send_event(agentws__session *s, agentws__event *ev) {
   int rv;
   if (ev->frame_len == 0) {
@@ -343,16 +342,9 @@ static int send_event(agentws__session *s, agentws__event *ev) {
     memcpy(ev->json - n, hdr, n);
     ev->frame_len = (uint8_t)n;
   }
-  if (ev->frame_len + ev->len >= SHARE_MIN) {
-    ev->refcnt++; /* the writer's, until written */
-    rv = agentws__ws_send_shared(s->conn,
-                                 (const uint8_t *)ev->json - ev->frame_len,
-                                 ev->frame_len + ev->len, ev);
-  } else {
-    rv = agentws__ws_send_frame(s->conn,
-                                (const uint8_t *)ev->json - ev->frame_len,
-                                ev->frame_len + ev->len);
-  }
+  ev->refcnt++; /* the writer's, until written */
+  rv = agentws__ws_send_shared(s->conn, (const uint8_t *)ev->json - ev->frame_len,
+                               ev->frame_len + ev->len, ev);
   if (rv == AGENTWS_ERR_QUEUE_FULL)
     agentws__stat_inc(&s->m->stats, AGENTWS_STAT_SLOW_CONSUMER_CLOSES);
   return rv;

@@ -232,11 +232,9 @@ int agentws__ws_send(agentws__conn *c, int opcode, const uint8_t *data,
 size_t agentws__ws_text_header(agentws__transport *t, const uint8_t *data,
                                size_t len, uint8_t *hdr);
 /* Queues |len| bytes that are already a whole frame (a header from
- * agentws__ws_text_header and its payload), as agentws__ws_send would. */
-int agentws__ws_send_frame(agentws__conn *c, const uint8_t *bytes,
-                           size_t len);
-/* As agentws__ws_send_frame, by reference (agentws__writer_append_shared):
- * takes one reference |ref| in every case. */
+ * agentws__ws_text_header and its payload) by reference, as agentws__ws_send
+ * would queue a copy (agentws__writer_append_shared): takes one reference
+ * |ref| in every case. */
 int agentws__ws_send_shared(agentws__conn *c, const uint8_t *bytes,
                             size_t len, void *ref);
 /* Queues a close frame and enters CLOSING. |linger|: don't await the

@@ -1,10 +1,10 @@
 /*
- * Each flush's first try, one sendmsg(2), and shared frames: a large event
- * broadcast to many connections is framed once and queued on each by
- * reference, between that connection's own bytes (conn->out), and all
- * of it leaves in one sendmsg(2). No copy per recipient; what the kernel does not take at once is copied into one
- * buffer for uv_write (a full socket is the slow path anyway), and the
- * references go back.
+ * Each flush's first try, one sendmsg(2), and shared frames: an event is
+ * framed once and queued on each recipient by reference, between that
+ * connection's own bytes (conn->out), and all of it leaves in one
+ * sendmsg(2). No copy per recipient; what the kernel does not take at once
+ * is copied into one buffer for uv_write (a full socket is the slow path
+ * anyway), and the references go back.
  */
 #include "agentws_transport.h"
 

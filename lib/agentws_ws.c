@@ -460,16 +460,6 @@ size_t agentws__ws_text_header(agentws__transport *t, const uint8_t *data,
   return n;
 }
 
-int agentws__ws_send_frame(agentws__conn *c, const uint8_t *bytes,
-                           size_t len) {
-  int rv;
-  if (c->state != AGENTWS__CONN_WS)
-    return AGENTWS_ERR_CLOSING;
-  rv = agentws__writer_append(c, bytes, len, 0);
-  sent(c, rv, 0);
-  return rv;
-}
-
 int agentws__ws_send_shared(agentws__conn *c, const uint8_t *bytes,
                             size_t len, void *ref) {
   int rv;

@@ -994,8 +994,9 @@ static void test_rooms_from_the_host(void **state) {
   th_finish(&s);
 }
 
-/* Large events go to a room's members by reference (framed once, shared,
- * written with sendmsg beside the copied small ones); a member whose socket
+/* Events go to a room's members by reference (framed once, shared, written
+ * with sendmsg beside the connection's own copied bytes, copied past
+ * AGENTWS__MAX_SEGS queued); a member whose socket
  * fills gets the rest copied for uv_write; one that vanishes with shared
  * frames queued gives them back. Every member reads every event whole and
  * in order. */
