@@ -343,7 +343,8 @@ static int send_event(agentws__session *s, agentws__event *ev) {
     ev->frame_len = (uint8_t)n;
   }
   ev->refcnt++; /* the writer's, until written */
-  rv = agentws__ws_send_shared(s->conn, (const uint8_t *)ev->json - ev->frame_len,
+  rv = agentws__ws_send_shared(s->conn,
+                               (const uint8_t *)ev->json - ev->frame_len,
                                ev->frame_len + ev->len, ev);
   if (rv == AGENTWS_ERR_QUEUE_FULL)
     agentws__stat_inc(&s->m->stats, AGENTWS_STAT_SLOW_CONSUMER_CLOSES);

@@ -156,7 +156,9 @@ struct agentws__transport {
   agentws__ws_slot *ws_pool;     /* idle wslay contexts to lend */
   size_t ws_pool_len;
   void *enc;                     /* wslay frame context that frames output */
-  agentws__buf *enc_target;      /* where the encoder appends */
+  agentws__buf *enc_target;      /* where the encoder appends; NULL: */
+  uint8_t enc_head[14];          /* ... only the first bytes are kept */
+  size_t enc_sent;               /* and the rest counted (a header alone) */
   agentws__buf buf_cache[256];   /* released output buffers (<= 16 KiB):
                                     a busy turn reuses them, no realloc */
   size_t buf_cache_len;

@@ -353,6 +353,14 @@ static ssize_t enc_send_cb(const uint8_t *data, size_t len, int flags,
   agentws__transport *t = ud;
   agentws__buf *b = t->enc_target;
   (void)flags;
+  if (b == NULL) { /* agentws__ws_text_header: the payload is not copied */
+    if (t->enc_sent < sizeof(t->enc_head)) {
+      size_t k = sizeof(t->enc_head) - t->enc_sent;
+      memcpy(t->enc_head + t->enc_sent, data, k < len ? k : len);
+    }
+    t->enc_sent += len;
+    return (ssize_t)len;
+  }
   /* Room was reserved before framing: this cannot fail. */
   memcpy(b->data + b->len, data, len);
   b->len += len;
@@ -435,28 +443,27 @@ static void sent(agentws__conn *c, int rv, int control) {
   }
 }
 
+/* wslay frames the event once per event; only the header it writes first
+ * is kept, the payload bytes are counted, not copied (no buffer per event). */
 size_t agentws__ws_text_header(agentws__transport *t, const uint8_t *data,
                                size_t len, uint8_t *hdr) {
   struct wslay_frame_iocb iocb;
-  agentws__buf out = {NULL, 0, 0};
   size_t n = 0;
   ssize_t r;
-  if (agentws__buf_reserve(&out, t->mem, len + 14) != 0)
-    return 0;
   memset(&iocb, 0, sizeof(iocb));
   iocb.fin = 1;
   iocb.opcode = WSLAY_TEXT_FRAME;
   iocb.payload_length = len;
   iocb.data = data;
   iocb.data_length = len;
-  t->enc_target = &out;
-  r = wslay_frame_send(t->enc, &iocb);
   t->enc_target = NULL;
-  if (r >= 0 && (size_t)r == len && out.len >= len && out.len - len <= 10) {
-    n = out.len - len;
-    memcpy(hdr, out.data, n);
+  t->enc_sent = 0;
+  r = wslay_frame_send(t->enc, &iocb);
+  if (r >= 0 && (size_t)r == len && t->enc_sent >= len &&
+      t->enc_sent - len <= 10) {
+    n = t->enc_sent - len;
+    memcpy(hdr, t->enc_head, n);
   }
-  agentws__buf_free(&out, t->mem);
   return n;
 }
 
