@@ -353,6 +353,26 @@ int tc_read_frame(tc_client *c, tc_frame *f, int timeout_ms) {
   return 0;
 }
 
+int tc_read_text(tc_client *c, char **out, int timeout_ms) {
+  *out = NULL;
+  for (;;) {
+    tc_frame f;
+    int r = tc_read_frame(c, &f, timeout_ms);
+    if (r != 0)
+      return r;
+    if (f.opcode == TC_OP_PING || f.opcode == TC_OP_PONG) {
+      tc_frame_free(&f);
+      continue;
+    }
+    if (f.opcode != TC_OP_TEXT || !f.fin) {
+      tc_frame_free(&f);
+      return TC_PROTO;
+    }
+    *out = (char *)f.data;
+    return 0;
+  }
+}
+
 void tc_frame_free(tc_frame *f) {
   free(f->data);
   f->data = NULL;

@@ -93,6 +93,11 @@ int tc_send_close(tc_client *c, int code, const char *reason);
 int tc_read_frame(tc_client *c, tc_frame *f, int timeout_ms);
 void tc_frame_free(tc_frame *f);
 
+/* Reads the next text message, skipping pings/pongs: 0 and *out (NUL-
+ * terminated; free() it), TC_PROTO if another frame came, or
+ * tc_read_frame()'s error. */
+int tc_read_text(tc_client *c, char **out, int timeout_ms);
+
 /* Reads frames until a close frame, skipping pings/pongs; data frames are
  * TC_PROTO. Stores its code (1005 if empty) and reason (NUL-terminated). */
 int tc_read_close(tc_client *c, int *code, char *reason, size_t cap,

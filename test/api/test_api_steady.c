@@ -66,19 +66,11 @@ static void record_open(th_server *s, uint64_t id) {
 
 /* Next text message, pings skipped; caller frees. */
 static char *read_text(tc_client *c) {
-  for (;;) {
-    tc_frame f;
-    int r = tc_read_frame(c, &f, TC_TIMEOUT_MS);
-    if (r != 0)
-      fail_msg("no message (%d)", r);
-    if (f.opcode == TC_OP_PING || f.opcode == TC_OP_PONG) {
-      tc_frame_free(&f);
-      continue;
-    }
-    if (f.opcode != TC_OP_TEXT || !f.fin)
-      fail_msg("expected a text frame, got opcode %d", f.opcode);
-    return (char *)f.data;
-  }
+  char *m;
+  int r = tc_read_text(c, &m, TC_TIMEOUT_MS);
+  if (r != 0)
+    fail_msg("no text message (%d)", r);
+  return m;
 }
 
 static uint64_t json_u64(const char *json, const char *key) {
